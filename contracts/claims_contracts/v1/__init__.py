@@ -1,0 +1,62 @@
+"""Version 1 of the claims contracts."""
+
+from claims_contracts.v1.claim import (
+    Address,
+    Claim,
+    ClaimEvent,
+    ClaimLine,
+    ClaimType,
+    Diagnosis,
+    LineOfBusiness,
+    Member,
+    OtherPayer,
+    PriorAuthorization,
+    Provider,
+    Route,
+)
+from claims_contracts.v1.codes import luhn_valid_npi
+from claims_contracts.v1.dead_letter import DeadLetterKind, DeadLetterRecord, ErrorDetail, SourcePosition
+from claims_contracts.v1.decision import (
+    AdjudicationEvent,
+    AdjustmentGroup,
+    CoverageInformation,
+    DecisionEvent,
+    LineOutcome,
+    LineResult,
+    PendForReviewEvent,
+    PolicyReference,
+    ReviewQueue,
+    RouteTo,
+    RuleHit,
+)
+
+__all__ = [
+    "Address",
+    "AdjudicationEvent",
+    "AdjustmentGroup",
+    "Claim",
+    "ClaimEvent",
+    "ClaimLine",
+    "ClaimType",
+    "CoverageInformation",
+    "DeadLetterKind",
+    "DeadLetterRecord",
+    "DecisionEvent",
+    "Diagnosis",
+    "ErrorDetail",
+    "LineOfBusiness",
+    "LineOutcome",
+    "LineResult",
+    "Member",
+    "OtherPayer",
+    "PendForReviewEvent",
+    "PolicyReference",
+    "PriorAuthorization",
+    "Provider",
+    "ReviewQueue",
+    "Route",
+    "RouteTo",
+    "RuleHit",
+    "SourcePosition",
+    "luhn_valid_npi",
+]

@@ -1,0 +1,56 @@
+"""The dead-letter record: what the worker publishes for input it cannot read."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field
+
+from claims_contracts._base import OutboundModel
+
+
+class DeadLetterKind(StrEnum):
+    """Why the input could not be adjudicated."""
+
+    NOT_UTF8 = "not_utf8"
+    NOT_JSON = "not_json"
+    SCHEMA_VIOLATION = "schema_violation"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED_VERSION = "unsupported_version"
+
+
+class SourcePosition(OutboundModel):
+    """Where the unreadable input came from: a topic position or a file line."""
+
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    key_b64: str | None = Field(default=None, description="The message key, base64.")
+    file_line: int | None = Field(default=None, description="1-based line number, for file input.")
+
+
+class ErrorDetail(OutboundModel):
+    """One precise error: where in the input, and what is wrong. Never the value."""
+
+    path: str = Field(description="Dotted field path, e.g. claim.lines.0.units; empty for the whole input.")
+    message: str
+    type: str = Field(description="Machine-readable error type, e.g. missing, decimal_parsing.")
+
+
+class DeadLetterRecord(OutboundModel):
+    """An input the worker could not read, kept whole for repair and replay."""
+
+    schema_version: Literal[1] = 1
+    event_type: Literal["claim.dead_lettered"] = "claim.dead_lettered"
+    event_id: UUID = Field(description="Deterministic for the source position (or the bytes, for file input).")
+    kind: DeadLetterKind
+    reason: str = Field(description="One line summary of the first error.")
+    errors: list[ErrorDetail]
+    source: SourcePosition
+    source_event_id: str | None = Field(default=None, description="The input's event_id, when it could be read.")
+    original_size: int = Field(description="Size of the original value in bytes.")
+    original_b64: str = Field(description="The original value, base64; may be cut at the dead-letter size limit.")
+    original_truncated: bool = False
+    dead_lettered_at: AwareDatetime

@@ -1,0 +1,147 @@
+"""The worker's output events: adjudication and pend-for-review (version 1).
+
+They carry identifiers (claim id, member id) and codes, never PHI: no names,
+birth dates, addresses or free-text drug descriptions. `OutboundModel` forbids
+any field not declared here, so none can be added by accident.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from claims_contracts._base import OutboundModel
+from claims_contracts.v1.claim import ClaimType, Identifier
+
+
+class LineOutcome(StrEnum):
+    """What was decided for one line."""
+
+    APPROVED = "approved"
+    DENIED = "denied"
+    ROUTED = "routed"
+    NOT_APPLICABLE = "not_applicable"
+    PENDED = "pended"
+
+
+class ReviewQueue(StrEnum):
+    """Where a pended claim waits for a person."""
+
+    CLINICAL_REVIEW = "clinical_review"
+    COORDINATION_OF_BENEFITS = "coordination_of_benefits"
+    DATA_CORRECTION = "data_correction"
+    POLICY_REVIEW = "policy_review"
+
+
+class RouteTo(StrEnum):
+    """The payer a routed line is sent to."""
+
+    WISCONSIN_MEDICAID_PHARMACY = "wisconsin_medicaid_pharmacy"
+    WISCONSIN_MEDICAID_FFS = "wisconsin_medicaid_ffs"
+
+
+class AdjustmentGroup(StrEnum):
+    """X12 835 claim adjustment group code (CAS01)."""
+
+    CO = "CO"
+    PR = "PR"
+    OA = "OA"
+    PI = "PI"
+
+
+class CoverageInformation(OutboundModel):
+    """A Da Vinci CRD-style coverage statement for one line.
+
+    Follows the CRD invariants: `not-covered` carries no `pa_needed`, any other
+    value carries one; `satisfied_pa_id` is present exactly when `pa_needed` is
+    `satisfied`.
+    """
+
+    covered: Literal["covered", "not-covered", "conditional"]
+    pa_needed: Literal["no-auth", "auth-needed", "satisfied"] | None = None
+    satisfied_pa_id: str | None = None
+    info_needed: list[Literal["detail-code", "performer", "location", "timeframe"]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _crd_invariants(self) -> CoverageInformation:
+        if (self.covered == "not-covered") != (self.pa_needed is None):
+            raise ValueError("pa_needed must be absent exactly when covered is not-covered")
+        if (self.pa_needed == "satisfied") != (self.satisfied_pa_id is not None):
+            raise ValueError("satisfied_pa_id must be present exactly when pa_needed is satisfied")
+        if self.info_needed and self.covered != "conditional":
+            raise ValueError("info_needed requires covered to be conditional")
+        return self
+
+
+class PolicyReference(OutboundModel):
+    """The drug policy and version(s) that decided the claim."""
+
+    policy_id: str = Field(description="Policy identifier, e.g. MB2300.")
+    versions: list[str] = Field(description="Versions applied to the claim's lines, in ascending order.")
+    pinned: bool = Field(default=False, description="True when a replay pinned the version (what-if).")
+
+
+class LineResult(OutboundModel):
+    """The decision for one service line."""
+
+    line_number: int
+    outcome: LineOutcome
+    rule: str = Field(description="Stable rule identifier that decided the line, e.g. criteria.chronic_pain.")
+    policy_sections: list[str] = Field(description="MB2300 sections the decision rests on.")
+    policy_version: str | None = Field(description="Policy version in force for this line's date of service.")
+    carc: list[str] = Field(default_factory=list, description="Claim adjustment reason codes (medical claims).")
+    rarc: list[str] = Field(default_factory=list, description="Remittance advice remark codes (medical claims).")
+    ncpdp_reject: list[str] = Field(default_factory=list, description="NCPDP reject codes (pharmacy claims).")
+    group_code: AdjustmentGroup | None = Field(default=None, description="835 adjustment group, when adjusted.")
+    explanation: str = Field(description="Plain-language reason naming the plan provision.")
+    route_to: RouteTo | None = None
+    queue: ReviewQueue | None = Field(default=None, description="Review queue, on pended lines.")
+    coverage: CoverageInformation | None = Field(
+        default=None, description="CRD-style statement; absent when not applicable."
+    )
+
+
+class RuleHit(OutboundModel):
+    """One entry of the rule trace: a rule that matched a line, and why."""
+
+    line_number: int
+    rule: str
+    policy_sections: list[str]
+    evidence: list[str] = Field(default_factory=list, description="Codes and identifiers that made the rule match.")
+
+
+class _DecisionEvent(OutboundModel):
+    schema_version: Literal[1] = 1
+    event_id: UUID = Field(description="Deterministic for (source_event_id, policy versions).")
+    source_event_id: UUID = Field(description="The input claim event's event_id.")
+    claim_id: Identifier
+    member_id: Identifier
+    claim_type: ClaimType
+    frequency_code: Literal["1", "7", "8"]
+    replaces_claim_id: Identifier | None = Field(default=None, description="Set on a replacement (frequency 7).")
+    voids_claim_id: Identifier | None = Field(default=None, description="Set on a void (frequency 8).")
+    policy: PolicyReference
+    decided_at: AwareDatetime
+    lines: list[LineResult]
+    trace: list[RuleHit] = Field(description="Every rule that matched, in evaluation order.")
+
+
+class AdjudicationEvent(_DecisionEvent):
+    """Published when every line of the claim is decided (topic claims.adjudicated)."""
+
+    event_type: Literal["claim.adjudicated"] = "claim.adjudicated"
+
+
+class PendForReviewEvent(_DecisionEvent):
+    """Published instead of an adjudication when a line needs a person (topic claims.pended)."""
+
+    event_type: Literal["claim.pended"] = "claim.pended"
+    queue: ReviewQueue = Field(description="Queue of the first pended line in rule order.")
+    reason: str = Field(description="Why the claim waits, from that line.")
+
+
+DecisionEvent = Annotated[AdjudicationEvent | PendForReviewEvent, Field(discriminator="event_type")]
+"""Either output event, told apart by `event_type`."""

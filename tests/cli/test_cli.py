@@ -1,0 +1,106 @@
+"""The `claims-worker` console script, run as a user would: in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.builders import EXAMPLE_EVENT, claim_event, example_event
+from worker.policy_files import bundled_policy_dir
+
+CLI = str(Path(sys.executable).with_name("claims-worker"))
+
+
+def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([CLI, *args], input=stdin, capture_output=True, timeout=120, check=False)
+
+
+def jsonl(*events: dict[str, object]) -> bytes:
+    return b"".join(json.dumps(event).encode() + b"\n" for event in events)
+
+
+class TestAdjudicate:
+    def test_the_example_event_is_denied_under_section_2_1_with_carc_204(self) -> None:
+        done = run("adjudicate", "-", stdin=jsonl(example_event()))
+        assert done.returncode == 0, done.stderr
+        (line,) = done.stdout.splitlines()
+        event = json.loads(line)
+        assert event["event_type"] == "claim.adjudicated"
+        drug = event["lines"][0]
+        assert (drug["outcome"], drug["policy_sections"][0], drug["carc"]) == ("denied", "2.1", ["204"])
+
+    def test_the_output_event_id_never_changes_for_the_same_input(self) -> None:
+        # Downstream consumers de-duplicate on this id: it must survive releases.
+        first = json.loads(run("adjudicate", "-", stdin=jsonl(example_event())).stdout)
+        second = json.loads(run("adjudicate", "-", stdin=jsonl(example_event())).stdout)
+        assert first["event_id"] == second["event_id"] == "eb9a69ea-4ad3-5458-b53b-7584786b9d76"
+
+    def test_bad_lines_become_dead_letters_and_processing_goes_on(self, tmp_path: Path) -> None:
+        bad_schema = example_event()
+        bad_schema["claim"]["provider"]["npi"] = "1234567890"
+        source = tmp_path / "claims.jsonl"
+        source.write_bytes(
+            jsonl(example_event()) + b'{"truncated": \n' + b"\xff\xfe\n" + b"\n" + jsonl(bad_schema, claim_event())
+        )
+        done = run("adjudicate", str(source))
+        assert done.returncode == 0, done.stderr
+        outputs = [json.loads(line) for line in done.stdout.splitlines()]
+        assert [o["event_type"] for o in outputs] == [
+            "claim.adjudicated",
+            "claim.dead_lettered",
+            "claim.dead_lettered",
+            "claim.dead_lettered",
+            "claim.adjudicated",
+        ]
+        not_json, not_utf8, schema = outputs[1:4]
+        assert (not_json["kind"], not_json["source"]["file_line"]) == ("not_json", 2)
+        assert (not_utf8["kind"], not_utf8["source"]["file_line"]) == ("not_utf8", 3)
+        assert (schema["kind"], schema["source"]["file_line"]) == ("schema_violation", 5)
+        assert schema["errors"][0]["path"] == "claim.provider.npi"
+        assert "check digit" in schema["reason"]
+
+    def test_a_missing_input_file_is_a_one_line_error_and_exit_2(self, tmp_path: Path) -> None:
+        done = run("adjudicate", str(tmp_path / "nope.jsonl"))
+        assert done.returncode == 2
+        assert done.stderr.decode().count("\n") == 1
+        assert "cannot open" in done.stderr.decode()
+
+    def test_a_malformed_policy_is_a_one_line_error_and_exit_3(self, tmp_path: Path) -> None:
+        target = tmp_path / "policies"
+        shutil.copytree(bundled_policy_dir(), target, ignore=shutil.ignore_patterns("__pycache__"))
+        policy = target / "MB2300" / "2025.08.21.yaml"
+        policy.write_text(policy.read_text().replace("set: bundled_rate", "set: nowhere"))
+        done = run("adjudicate", "--policy-dir", str(target), "-", stdin=b"")
+        assert done.returncode == 3
+        stderr = done.stderr.decode()
+        assert stderr.count("\n") == 1
+        assert "2025.08.21.yaml" in stderr
+        assert "nowhere" in stderr
+        assert "Traceback" not in stderr
+
+    def test_pinning_an_unknown_version_is_a_one_line_error(self) -> None:
+        done = run("adjudicate", "--policy-version", "1999.01.01", "-", stdin=b"")
+        assert done.returncode == 3
+        assert "1999.01.01" in done.stderr.decode()
+        assert "Traceback" not in done.stderr.decode()
+
+
+class TestExplain:
+    def test_explains_each_line_with_rule_sections_and_code_meanings(self) -> None:
+        done = run("explain", str(EXAMPLE_EVENT))
+        assert done.returncode == 0, done.stderr
+        text = done.stdout.decode()
+        assert "Claim CLM-2025-000123" in text
+        assert "rule      criteria.chronic_pain" in text
+        assert "section   2.1: IV ketamine is not covered for chronic pain" in text
+        assert "CARC 204  This service/equipment/drug is not covered" in text
+        assert "RARC N356 Not covered when performed with" in text
+        assert "G90.523: Complex regional pain syndrome I of lower limb, bilateral" in text
+
+    def test_explain_holds_no_phi(self) -> None:
+        text = run("explain", str(EXAMPLE_EVENT)).stdout.decode()
+        for value in ("Pat", "Example", "1980-04-02", "hydrochloride"):
+            assert value not in text

@@ -1,0 +1,136 @@
+"""Invariants of the determination, over generated claims (hypothesis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from claims_contracts.v1 import SourcePosition
+from tests.builders import (
+    ESKETAMINE_NDC,
+    KETAMINE_NDC,
+    OTHER_NDC,
+    VETERINARY_NDC,
+    approved_pa,
+    claim_event,
+    medicare_primary,
+)
+from tests.conftest import FIXED_NOW
+from worker.adjudication import PolicyBook
+from worker.policy_files import load_policy_book
+from worker.processor import Decided, Processor
+
+POLICIES: PolicyBook = load_policy_book()
+CHRONIC_PAIN = ["G89.29", "G90.523", "M79.7", "G43.909", "M54.50", "S14.101A", "G56.41", "B02.22"]
+OTHER_DX = ["R52", "G89.11", "F32.9", "F11.20", "R45.851", "Z00.00", "F42", "G89.99"]
+LINES_OF_BUSINESS = [
+    "commercial_small_group",
+    "commercial_large_group",
+    "aso",
+    "exchange",
+    "medicare_advantage",
+    "medicare_cost",
+    "medicare_supplement",
+    "medicare_replacement",
+    "wisconsin_medicaid",
+]
+COMMERCIAL = ["commercial_small_group", "commercial_large_group", "aso", "exchange"]
+CODES = ["J3490", "J3490", "J3490", "96365", "96372", "99213", "J0013", "01996", "99152", "27447"]
+DATES = ["2025-08-01", "2025-08-21", "2025-09-01", "2025-09-02", "2025-09-03"]
+
+
+@st.composite
+def lines(draw: st.DrawFn, count: int, *, codes: list[str] = CODES) -> list[dict[str, Any]]:
+    out = []
+    for number in range(1, count + 1):
+        code = draw(st.sampled_from(codes))
+        line: dict[str, Any] = {
+            "line_number": number,
+            "service_date": draw(st.sampled_from(DATES)),
+            "procedure_code": code,
+            "units": str(draw(st.integers(1, 20))),
+            "charge_amount": f"{draw(st.integers(0, 100000))}.{draw(st.integers(0, 99)):02d}",
+            "place_of_service": draw(st.sampled_from(["11", "21", "22", "51"])),
+        }
+        if code == "J3490":
+            line["ndc"] = draw(
+                st.sampled_from([KETAMINE_NDC, KETAMINE_NDC, ESKETAMINE_NDC, VETERINARY_NDC, OTHER_NDC, None])
+            )
+            line["route"] = draw(st.sampled_from(["IV", "IM", "SC", "PO", None]))
+        out.append(line)
+    return out
+
+
+@st.composite
+def claims(draw: st.DrawFn) -> dict[str, Any]:
+    count = draw(st.integers(1, 6))
+    diagnoses = draw(st.lists(st.sampled_from(CHRONIC_PAIN + OTHER_DX), min_size=1, max_size=4))
+    return claim_event(
+        claim_id=f"CLM-{draw(st.integers(0, 10**9))}",
+        lines=draw(lines(count)),
+        diagnoses=diagnoses,
+        line_of_business=draw(st.sampled_from(LINES_OF_BUSINESS)),
+        claim_type=draw(st.sampled_from(["professional", "institutional"])),
+        participating=draw(st.booleans()),
+        other_payers=draw(st.sampled_from([[], [medicare_primary("paid")], [medicare_primary("pending")]])),
+        prior_authorizations=draw(st.sampled_from([[], [approved_pa()], [approved_pa(status="denied")]])),
+        frequency_code=draw(st.sampled_from(["1", "1", "1", "7"])),
+        original_claim_id="CLM-ORIGINAL",
+    )
+
+
+def process(event: dict[str, Any]) -> Decided:
+    import json
+
+    result = Processor(POLICIES, clock=lambda: FIXED_NOW).process(
+        json.dumps(event).encode(), SourcePosition(file_line=1)
+    )
+    assert isinstance(result, Decided)
+    return result
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(claims())
+def test_every_valid_claim_yields_exactly_one_event_deciding_every_line_once(event: dict[str, Any]) -> None:
+    decided = process(event)
+    numbers = [line["line_number"] for line in event["claim"]["lines"]]
+    assert [line.line_number for line in decided.event.lines] == numbers
+    pended = [line for line in decided.event.lines if line.outcome.value == "pended"]
+    assert (decided.event.event_type == "claim.pended") == bool(pended)
+    for line in decided.event.lines:
+        assert (line.queue is not None) == (line.outcome.value == "pended")
+        assert line.rule == next(hit.rule for hit in decided.event.trace if hit.line_number == line.line_number)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    count=st.integers(1, 4),
+    data=st.data(),
+    lob=st.sampled_from(COMMERCIAL),
+    dx=st.lists(st.sampled_from(CHRONIC_PAIN), min_size=1, max_size=3),
+)
+def test_a_commercial_chronic_pain_line_without_pa_or_labeled_use_is_never_approved(
+    count: int, data: st.DataObject, lob: str, dx: list[str]
+) -> None:
+    no_labeled_use = ["J3490", "96365", "96372", "99213"]
+    event = claim_event(lines=data.draw(lines(count, codes=no_labeled_use)), diagnoses=dx, line_of_business=lob)
+    decided = process(event)
+    for line, result in zip(event["claim"]["lines"], decided.event.lines, strict=True):
+        if line.get("ndc") == KETAMINE_NDC:
+            assert result.outcome.value != "approved", result
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(claims())
+def test_the_output_event_id_is_stable_across_runs_and_processors(event: dict[str, Any]) -> None:
+    first, second = process(event), process(event)
+    assert first.event.event_id == second.event.event_id
+    assert first.event.model_dump(exclude={"decided_at"}) == second.event.model_dump(exclude={"decided_at"})
+
+
+def test_output_event_ids_differ_between_inputs() -> None:
+    one = process(claim_event(claim_id="A", event_id="00000000-0000-4000-8000-000000000001"))
+    two = process(claim_event(claim_id="A", event_id="00000000-0000-4000-8000-000000000002"))
+    assert one.event.event_id != two.event.event_id

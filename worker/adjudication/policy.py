@@ -1,0 +1,555 @@
+"""The policy as data: models for a policy file, validated when it is loaded.
+
+A policy file names its rules, code sets and citations; `parse_policy` turns the
+text into frozen models and refuses anything inconsistent (an unknown set, a
+code with no description, a rule that cannot be reached, a coverage statement
+that breaks the CRD invariants), so a bad file stops the worker at start-up
+instead of deciding claims wrongly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import date
+from functools import cached_property
+from itertools import pairwise
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from worker.adjudication.icd10cm import lookup
+from worker.adjudication.model import Covered, InfoNeeded, Outcome, PaNeeded
+
+
+class PolicyError(ValueError):
+    """A policy or code table file that cannot be used, with where and why."""
+
+    def __init__(self, source: str, path: str, reason: str) -> None:
+        self.source = source
+        self.path = path
+        self.reason = reason
+        where = f"{source}: {path}" if path else source
+        super().__init__(f"{where}: {reason}")
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- code table -----------------------------------------------------------------------------
+
+
+class CarcEntry(_Data):
+    """A claim adjustment reason code and how it must be used."""
+
+    text: str
+    requires_rarc: bool = False
+
+
+class CodeTable(_Data):
+    """Descriptions of every CARC, RARC and NCPDP reject code a policy may emit."""
+
+    code_table_version: str
+    carc: dict[str, CarcEntry]
+    rarc: dict[str, str]
+    ncpdp: dict[str, str]
+
+
+# --- conditions: a closed set, told apart by `kind` -------------------------------------------
+
+
+class _Condition(_Data):
+    value: bool = True
+    """The truth the condition expects of its fact; false inverts it."""
+
+
+class FrequencyIn(_Condition):
+    """The claim's frequency code is one of `values`."""
+
+    kind: Literal["frequency_in"]
+    values: tuple[str, ...]
+
+
+class ServiceDateAfterReceived(_Condition):
+    """The line's date of service is after the claim's received date."""
+
+    kind: Literal["service_date_after_received"]
+
+
+class DiagnosisInvalid(_Condition):
+    """A diagnosis the line points to is not a valid, billable ICD-10-CM code."""
+
+    kind: Literal["diagnosis_invalid"]
+
+
+class ProcedureIn(_Condition):
+    """The line's procedure code is in the named procedure set."""
+
+    kind: Literal["procedure_in"]
+    set: str
+
+
+class NdcPresent(_Condition):
+    """The line carries an NDC."""
+
+    kind: Literal["ndc_present"]
+
+
+class NdcMalformed(_Condition):
+    """The line's NDC cannot be read as one 11-digit NDC."""
+
+    kind: Literal["ndc_malformed"]
+
+
+class NdcProductIn(_Condition):
+    """The line's NDC (labeler-product) is in the named NDC product set."""
+
+    kind: Literal["ndc_product_in"]
+    set: str
+
+
+class RouteIn(_Condition):
+    """The line's route of administration is one of `values`."""
+
+    kind: Literal["route_in"]
+    values: tuple[str, ...]
+
+
+class LineOfBusinessIn(_Condition):
+    """The member's line of business is one of `values`."""
+
+    kind: Literal["line_of_business_in"]
+    values: tuple[str, ...]
+
+
+class ClaimTypeIn(_Condition):
+    """The claim type is one of `values`."""
+
+    kind: Literal["claim_type_in"]
+    values: tuple[str, ...]
+
+
+class ProviderParticipating(_Condition):
+    """The provider is in the plan's network."""
+
+    kind: Literal["provider_participating"]
+
+
+class PlaceOfServiceIn(_Condition):
+    """The line's place of service is in the named set."""
+
+    kind: Literal["place_of_service_in"]
+    set: str
+
+
+class PriorAuthCoversLine(_Condition):
+    """An approved authorization matches the line's code or NDC, date and units."""
+
+    kind: Literal["prior_auth_covers_line"]
+
+
+class MedicarePrimary(_Condition):
+    """Another payer entry shows Medicare primary (so the plan is secondary)."""
+
+    kind: Literal["medicare_primary"]
+
+
+class PrimaryAdjudicated(_Condition):
+    """The Medicare primary entry shows a final status (paid or denied)."""
+
+    kind: Literal["primary_adjudicated"]
+
+
+class ClaimHasProcedure(_Condition):
+    """Another line of the claim, on the same date of service, has a code in the named set."""
+
+    kind: Literal["claim_has_procedure"]
+    set: str
+
+
+class DiagnosisInFamily(_Condition):
+    """A diagnosis of the line is in the named family (by ICD-10-CM hierarchy)."""
+
+    kind: Literal["diagnosis_in_family"]
+    family: str
+
+
+class CompanionDecided(_Condition):
+    """Another line on the same date of service was decided by one of `rules`."""
+
+    kind: Literal["companion_decided"]
+    rules: tuple[str, ...]
+
+
+class VersionInForce(_Condition):
+    """A version of the policy is in force on the line's date of service."""
+
+    kind: Literal["version_in_force"]
+
+
+class AnyOf(_Condition):
+    """At least one of `conditions` holds."""
+
+    kind: Literal["any_of"]
+    conditions: tuple[Condition, ...] = Field(min_length=1)
+
+
+class AllOf(_Condition):
+    """Every one of `conditions` holds."""
+
+    kind: Literal["all_of"]
+    conditions: tuple[Condition, ...] = Field(min_length=1)
+
+
+Condition = Annotated[
+    FrequencyIn
+    | ServiceDateAfterReceived
+    | DiagnosisInvalid
+    | ProcedureIn
+    | NdcPresent
+    | NdcMalformed
+    | NdcProductIn
+    | RouteIn
+    | LineOfBusinessIn
+    | ClaimTypeIn
+    | ProviderParticipating
+    | PlaceOfServiceIn
+    | PriorAuthCoversLine
+    | MedicarePrimary
+    | PrimaryAdjudicated
+    | ClaimHasProcedure
+    | DiagnosisInFamily
+    | CompanionDecided
+    | VersionInForce
+    | AnyOf
+    | AllOf,
+    Field(discriminator="kind"),
+]
+"""One condition of a rule."""
+
+AnyOf.model_rebuild()
+AllOf.model_rebuild()
+
+
+def walk(conditions: Iterable[Condition]) -> Iterator[Condition]:
+    """Yield every condition, nested ones included, depth first."""
+    for condition in conditions:
+        yield condition
+        if isinstance(condition, AnyOf | AllOf):
+            yield from walk(condition.conditions)
+
+
+# --- rules and sets ---------------------------------------------------------------------------
+
+
+class RuleCodes(_Data):
+    """The codes a rule emits: CARC/RARC on medical claims, NCPDP rejects on pharmacy claims."""
+
+    carc: tuple[str, ...] = ()
+    rarc: tuple[str, ...] = ()
+    ncpdp: tuple[str, ...] = ()
+
+
+class CoverageSpec(_Data):
+    """The CRD coverage statement a rule gives its lines."""
+
+    covered: Covered
+    pa_needed: PaNeeded | None = None
+    info_needed: tuple[InfoNeeded, ...] = ()
+
+    @model_validator(mode="after")
+    def _crd_invariants(self) -> CoverageSpec:
+        if (self.covered == "not-covered") != (self.pa_needed is None):
+            raise ValueError("CRD: pa_needed must be absent exactly when covered is not-covered")
+        if self.info_needed and self.covered != "conditional":
+            raise ValueError("CRD: info_needed requires covered to be conditional")
+        return self
+
+
+class Rule(_Data):
+    """One rule: when its conditions all hold, it decides the line."""
+
+    id: str = Field(pattern=r"^[a-z_]+\.[a-z_]+$")
+    when: tuple[Condition, ...]
+    outcome: Outcome
+    sections: tuple[str, ...]
+    explanation: str = Field(min_length=10)
+    codes: RuleCodes = RuleCodes()
+    group: Literal["CO", "PR", "OA", "PI", "non_covered"] | None = None
+    queue: Literal["clinical_review", "coordination_of_benefits", "data_correction", "policy_review"] | None = None
+    route_to: Literal["wisconsin_medicaid_pharmacy", "wisconsin_medicaid_ffs"] | None = None
+    coverage: CoverageSpec | None = None
+    also_cite: tuple[str, ...] = ()
+    """Later rules whose sections are cited too when their conditions also hold."""
+    cite_companion_sections: bool = False
+    """Cite the sections of the companion line that made a `companion_decided` condition hold."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Rule:
+        if (self.outcome is Outcome.PENDED) != (self.queue is not None):
+            raise ValueError("a pended rule needs a queue, and only a pended rule has one")
+        if (self.outcome is Outcome.ROUTED) != (self.route_to is not None):
+            raise ValueError("a routed rule needs route_to, and only a routed rule has one")
+        if self.outcome is Outcome.NOT_APPLICABLE:
+            if self.coverage is not None or self.codes != RuleCodes():
+                raise ValueError("a not_applicable rule carries no codes and no coverage statement")
+        elif self.coverage is None:
+            raise ValueError(f"a {self.outcome.value} rule needs a coverage statement")
+        if self.outcome is Outcome.DENIED and not (self.codes.carc or self.codes.ncpdp):
+            raise ValueError("a denied rule needs a CARC or an NCPDP reject code")
+        if self.codes.carc and self.group is None:
+            raise ValueError("a rule with a CARC needs an adjustment group")
+        if self.cite_companion_sections and not any(isinstance(c, CompanionDecided) for c in walk(self.when)):
+            raise ValueError("cite_companion_sections needs a companion_decided condition")
+        return self
+
+    @property
+    def needs_companions(self) -> bool:
+        """True when the rule reads other lines' decisions, so it must wait for them."""
+        return any(isinstance(condition, CompanionDecided) for condition in walk(self.when))
+
+
+class ProcedureSet(_Data):
+    """Procedure codes, listed or as inclusive ranges of 5-digit CPT codes."""
+
+    codes: frozenset[str] = frozenset()
+    ranges: tuple[tuple[str, str], ...] = ()
+
+    @field_validator("ranges")
+    @classmethod
+    def _numeric_ranges(cls, ranges: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        for low, high in ranges:
+            if not (len(low) == len(high) == 5 and low.isdigit() and high.isdigit() and low <= high):
+                raise ValueError(f"range {low}-{high} must be two 5-digit codes, low first")
+        return ranges
+
+    def __contains__(self, code: object) -> bool:
+        if not isinstance(code, str):
+            return False
+        if code in self.codes:
+            return True
+        # Ranges hold CPT Category I codes, all 5 digits: string order is numeric order.
+        return len(code) == 5 and code.isdigit() and any(low <= code <= high for low, high in self.ranges)
+
+
+class NdcProduct(_Data):
+    """A labeler-product code (9 digits of the 11-digit NDC) and what it is."""
+
+    product: str = Field(pattern=r"^\d{9}$")
+    label: str
+
+
+class DiagnosisFamily(_Data):
+    """Diagnoses that share a meaning for the policy, by ICD-10-CM hierarchy."""
+
+    codes: frozenset[str] = frozenset()
+    category_ranges: tuple[tuple[str, str], ...] = ()
+
+    @field_validator("codes")
+    @classmethod
+    def _codes_exist(cls, codes: frozenset[str]) -> frozenset[str]:
+        unknown = sorted(code for code in codes if not lookup(code).exists)
+        if unknown:
+            raise ValueError(f"not in the ICD-10-CM code set: {', '.join(unknown)}")
+        return frozenset(lookup(code).code for code in codes)
+
+    @field_validator("category_ranges")
+    @classmethod
+    def _categories_exist(cls, ranges: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        for low, high in ranges:
+            if not (len(low) == len(high) == 3 and low <= high):
+                raise ValueError(f"range {low}-{high} must be two 3-character categories, low first")
+        return ranges
+
+    def contains(self, lineage: tuple[str, ...], category: str) -> bool:
+        """Tell whether a code, given its lineage and category, belongs to the family."""
+        return any(code in self.codes for code in lineage) or any(
+            low <= category <= high for low, high in self.category_ranges
+        )
+
+
+class Policy(_Data):
+    """One version of a drug policy: its dates, citations, code sets and ordered rules."""
+
+    policy_id: str
+    version: str
+    title: str
+    effective_from: date
+    effective_to: date | None = None
+    published: date | None = None
+    sections: dict[str, str]
+    non_covered_group: Literal["CO", "PR"] = "CO"
+    procedure_sets: dict[str, ProcedureSet] = {}
+    ndc_product_sets: dict[str, tuple[NdcProduct, ...]] = {}
+    place_of_service_sets: dict[str, frozenset[str]] = {}
+    diagnosis_families: dict[str, DiagnosisFamily] = {}
+    rules: tuple[Rule, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Policy:
+        if self.effective_to is not None and self.effective_to < self.effective_from:
+            raise ValueError("effective_to is before effective_from")
+        ids = [rule.id for rule in self.rules]
+        duplicates = sorted({rule_id for rule_id in ids if ids.count(rule_id) > 1})
+        if duplicates:
+            raise ValueError(f"rule ids appear more than once: {', '.join(duplicates)}")
+        if self.rules[-1].when:
+            raise ValueError(f"the last rule ({self.rules[-1].id}) must have no conditions, so every line is decided")
+        for index, rule in enumerate(self.rules):
+            for section in rule.sections:
+                if section not in self.sections:
+                    raise ValueError(f"rule {rule.id}: section {section!r} is not among the policy's sections")
+            for cited in rule.also_cite:
+                if cited not in ids[index + 1 :]:
+                    raise ValueError(f"rule {rule.id}: also_cite names {cited!r}, which is not a later rule")
+            for condition in walk(rule.when):
+                self._check_reference(rule, condition, ids)
+        return self
+
+    def _check_reference(self, rule: Rule, condition: Condition, ids: list[str]) -> None:
+        named: tuple[str, Mapping[str, Any]] | None = None
+        if isinstance(condition, ProcedureIn | ClaimHasProcedure):
+            named = (condition.set, self.procedure_sets)
+        elif isinstance(condition, NdcProductIn):
+            named = (condition.set, self.ndc_product_sets)
+        elif isinstance(condition, PlaceOfServiceIn):
+            named = (condition.set, self.place_of_service_sets)
+        elif isinstance(condition, DiagnosisInFamily):
+            named = (condition.family, self.diagnosis_families)
+        elif isinstance(condition, CompanionDecided):
+            unknown = [name for name in condition.rules if name not in ids]
+            if unknown:
+                raise ValueError(f"rule {rule.id}: companion_decided names unknown rules {unknown}")
+            waiting = [name for name in condition.rules if self.rule(name).needs_companions]
+            if waiting:
+                raise ValueError(f"rule {rule.id}: companion rules {waiting} wait for companions themselves")
+        if named is not None and named[0] not in named[1]:
+            raise ValueError(f"rule {rule.id}: {condition.kind} names {named[0]!r}, which is not defined")
+
+    def rule(self, rule_id: str) -> Rule:
+        """Return the rule with this id."""
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+    @cached_property
+    def _product_index(self) -> dict[str, frozenset[str]]:
+        return {name: frozenset(p.product for p in products) for name, products in self.ndc_product_sets.items()}
+
+    @cached_property
+    def known_products(self) -> frozenset[str]:
+        """Every labeler-product code the policy names, in any set."""
+        return frozenset().union(*self._product_index.values())
+
+    def products(self, set_name: str) -> frozenset[str]:
+        """Return the 9-digit labeler-product codes of an NDC product set."""
+        return self._product_index[set_name]
+
+    def in_force(self, day: date) -> bool:
+        """Tell whether this version is in force on a date of service."""
+        return self.effective_from <= day and (self.effective_to is None or day <= self.effective_to)
+
+
+def _first_error(error: ValidationError) -> tuple[str, str]:
+    first = error.errors(include_url=False, include_input=False)[0]
+    path = ".".join(str(part) for part in first["loc"])
+    return path, first["msg"]
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise PolicyError(source, "", f"not valid YAML: {error}") from None
+
+
+def parse_code_table(text: str, *, source: str) -> CodeTable:
+    """Parse a code table file.
+
+    Args:
+        text: the file's YAML text.
+        source: where it came from, for error messages.
+
+    Returns:
+        The validated code table.
+
+    Raises:
+        PolicyError: the text is not a valid code table.
+    """
+    try:
+        return CodeTable.model_validate(_load_yaml(text, source))
+    except ValidationError as error:
+        raise PolicyError(source, *_first_error(error)) from None
+
+
+def parse_policy(text: str, *, source: str, codes: CodeTable) -> Policy:
+    """Parse and validate one policy version.
+
+    Args:
+        text: the policy file's YAML text.
+        source: where it came from, for error messages.
+        codes: the code table every emitted code must be described in.
+
+    Returns:
+        The validated policy.
+
+    Raises:
+        PolicyError: the text is not a valid policy, with the field path and reason.
+    """
+    try:
+        policy = Policy.model_validate(_load_yaml(text, source))
+    except ValidationError as error:
+        raise PolicyError(source, *_first_error(error)) from None
+    for index, rule in enumerate(policy.rules):
+        path = f"rules.{index}.codes"
+        for kind, known, emitted in (
+            ("CARC", codes.carc, rule.codes.carc),
+            ("RARC", codes.rarc, rule.codes.rarc),
+            ("NCPDP reject", codes.ncpdp, rule.codes.ncpdp),
+        ):
+            unknown = [code for code in emitted if code not in known]
+            if unknown:
+                raise PolicyError(
+                    source, path, f"rule {rule.id}: {kind} {unknown} not in code table {codes.code_table_version}"
+                )
+        if any(codes.carc[carc].requires_rarc for carc in rule.codes.carc) and not rule.codes.rarc:
+            raise PolicyError(source, path, f"rule {rule.id}: its CARC needs at least one RARC")
+    return policy
+
+
+class PolicyBook:
+    """Every shipped version of one policy, chosen by date of service."""
+
+    def __init__(self, versions: Iterable[Policy]) -> None:
+        ordered = sorted(versions, key=lambda policy: policy.effective_from)
+        if not ordered:
+            raise ValueError("a policy book needs at least one version")
+        ids = {policy.policy_id for policy in ordered}
+        if len(ids) != 1:
+            raise ValueError(f"a policy book holds one policy, got {sorted(ids)}")
+        for earlier, later in pairwise(ordered):
+            if earlier.effective_to is None or earlier.effective_to >= later.effective_from:
+                raise ValueError(f"versions {earlier.version} and {later.version} overlap")
+        self.versions: tuple[Policy, ...] = tuple(ordered)
+        self.policy_id: str = ordered[0].policy_id
+
+    def version(self, version: str) -> Policy:
+        """Return a version by its name (a replay pinning it)."""
+        for policy in self.versions:
+            if policy.version == version:
+                return policy
+        raise KeyError(f"{self.policy_id} has no version {version!r}; known: {[p.version for p in self.versions]}")
+
+    def for_date(self, day: date) -> tuple[Policy, bool]:
+        """Return the version that governs a date of service, and whether it is in force.
+
+        When none is in force, the nearest earlier version (or the first) is returned
+        with False: its scope rules still say whether the line is ketamine at all.
+        """
+        chosen = self.versions[0]
+        for policy in self.versions:
+            if policy.effective_from <= day:
+                chosen = policy
+        return chosen, chosen.in_force(day)

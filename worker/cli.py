@@ -1,0 +1,140 @@
+"""The `claims-worker` command line.
+
+Exit status: 0 when every input line yielded an output (decisions and dead
+letters alike), 2 when the input cannot be opened or the arguments are wrong,
+3 when the configuration (policy files, settings) is invalid. Errors are one
+line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO, NoReturn
+
+from claims_contracts.v1 import SourcePosition
+from worker import __version__
+from worker.adjudication import PolicyBook, PolicyError
+from worker.explain import render
+from worker.policy_files import load_code_table, load_policy_book
+from worker.processor import DeadLettered, Decided, Processor
+
+EXIT_INPUT = 2
+EXIT_CONFIG = 3
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    print(f"claims-worker: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _policies(directory: str | None) -> PolicyBook:
+    try:
+        return load_policy_book(Path(directory) if directory else None)
+    except PolicyError as error:
+        _fail(EXIT_CONFIG, f"invalid policy: {error}")
+
+
+def _open_input(name: str) -> BinaryIO:
+    if name == "-":
+        return sys.stdin.buffer
+    try:
+        return open(name, "rb")
+    except OSError as error:
+        _fail(EXIT_INPUT, f"cannot open {name}: {error.strerror}")
+
+
+def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    for number, raw in enumerate(stream, start=1):
+        body = raw.rstrip(b"\r\n")
+        if body.strip():
+            yield number, body
+
+
+def cmd_adjudicate(args: argparse.Namespace) -> int:
+    """Decide every JSON line of the input; write one JSON line per input line."""
+    processor = Processor(_policies(args.policy_dir), pinned_version=args.policy_version)
+    stream = _open_input(args.file)
+    out = sys.stdout.buffer
+    try:
+        for number, raw in _lines(stream):
+            result = processor.process(raw, SourcePosition(file_line=number))
+            model = result.event if isinstance(result, Decided) else result.record
+            out.write(model.model_dump_json().encode())
+            out.write(b"\n")
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    out.flush()
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Explain the decision of each claim in a file (one JSON document, or JSON lines)."""
+    policies = _policies(args.policy_dir)
+    processor = Processor(policies, pinned_version=args.policy_version)
+    codes = load_code_table(Path(args.policy_dir)) if args.policy_dir else load_code_table(_bundled())
+    stream = _open_input(args.file)
+    with stream:
+        data = stream.read()
+    documents = [(1, data)] if data.lstrip().startswith(b"{") and b"\n{" not in data.strip() else list(_lines_of(data))
+    for number, raw in documents:
+        result = processor.process(raw, SourcePosition(file_line=number))
+        if isinstance(result, DeadLettered):
+            print(f"Input {number}: cannot be read: {result.record.reason}")
+        else:
+            sys.stdout.write(render(result, policies, codes))
+        print()
+    return 0
+
+
+def _lines_of(data: bytes) -> Iterator[tuple[int, bytes]]:
+    for number, raw in enumerate(data.splitlines(), start=1):
+        if raw.strip():
+            yield number, raw
+
+
+def _bundled() -> Path:
+    from worker.policy_files import bundled_policy_dir
+
+    return bundled_policy_dir()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="claims-worker", description="MB2300 claims adjudication worker.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def policy_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--policy-dir", help="policy directory (default: the bundled policies)")
+        command.add_argument("--policy-version", help="apply this policy version to every line (what-if)")
+
+    adjudicate = commands.add_parser("adjudicate", help="decide claim events given as JSON lines")
+    adjudicate.add_argument("file", nargs="?", default="-", help="JSON-lines file, or - for stdin (default)")
+    policy_options(adjudicate)
+    adjudicate.set_defaults(handler=cmd_adjudicate)
+
+    explain = commands.add_parser("explain", help="explain a claim's decision for a person")
+    explain.add_argument("file", help="a claim event as JSON (or JSON lines)")
+    policy_options(explain)
+    explain.set_defaults(handler=cmd_explain)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error of ours.
+        return 0
+    except KeyError as error:
+        _fail(EXIT_CONFIG, str(error.args[0]) if error.args else "unknown key")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

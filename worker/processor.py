@@ -1,0 +1,105 @@
+"""One input in, one output out: the unit of work shared by the CLI and the stream.
+
+`Processor.process` never raises for bad input: it returns a decision event or a
+dead-letter record. It raises only for faults of the worker itself (a policy
+gap), which must stop processing rather than lose the claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from claims_contracts.v1 import AdjudicationEvent, ClaimEvent, DeadLetterRecord, PendForReviewEvent, SourcePosition
+from worker import dead_letter
+from worker.adjudication import Claim, Decision, PolicyBook, adjudicate
+from worker.translate import claim_from_event, event_from_decision
+
+DEFAULT_MAX_INPUT_BYTES = 1_048_576
+"""Inputs above 1 MiB are dead-lettered unread: no v1 claim of 999 lines comes near it."""
+
+
+def utc_now() -> datetime:
+    """The edge's clock."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A claim that was read and decided."""
+
+    event: AdjudicationEvent | PendForReviewEvent
+    decision: Decision
+    claim: Claim
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLettered:
+    """An input that could not be read."""
+
+    record: DeadLetterRecord
+
+
+Processed = Decided | DeadLettered
+"""What one input yields: exactly one of these."""
+
+
+class Processor:
+    """Reads, validates and decides claim events under a policy book."""
+
+    def __init__(
+        self,
+        policies: PolicyBook,
+        *,
+        pinned_version: str | None = None,
+        max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if pinned_version is not None:
+            policies.version(pinned_version)  # fail now, not on the first claim
+        self.policies = policies
+        self.pinned_version = pinned_version
+        self.max_input_bytes = max_input_bytes
+        self.clock = clock
+
+    def process(self, raw: bytes, source: SourcePosition) -> Processed:
+        """Decide one raw claim event, or dead-letter it.
+
+        Args:
+            raw: the message value as received.
+            source: where it came from, recorded on a dead letter.
+
+        Returns:
+            The decision event, or the dead-letter record.
+        """
+        try:
+            event = self.parse(raw)
+        except dead_letter.Unreadable as unreadable:
+            return DeadLettered(
+                dead_letter.record(
+                    raw, unreadable, source, dead_lettered_at=self.clock(), keep_bytes=self.max_input_bytes
+                )
+            )
+        return self.decide(event)
+
+    def parse(self, raw: bytes) -> ClaimEvent:
+        """Validate raw bytes as a v1 claim event.
+
+        Raises:
+            dead_letter.Unreadable: the bytes are too large, not UTF-8, not JSON, or not v1.
+        """
+        if len(raw) > self.max_input_bytes:
+            raise dead_letter.too_large(len(raw), self.max_input_bytes)
+        try:
+            return ClaimEvent.model_validate_json(raw)
+        except ValidationError as error:
+            raise dead_letter.classify(raw, error) from None
+
+    def decide(self, event: ClaimEvent) -> Decided:
+        """Decide a validated claim event."""
+        claim = claim_from_event(event)
+        decision = adjudicate(claim, self.policies, pinned_version=self.pinned_version)
+        return Decided(event_from_decision(decision, claim, decided_at=self.clock()), decision, claim)
