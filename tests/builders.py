@@ -5,10 +5,12 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
-SHARED = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared"
-EXAMPLE_EVENT = SHARED / "contracts" / "claim-event-v1.example.json"
+# A copy of ../shared/contracts/claim-event-v1.example.json, so the suite runs from any checkout.
+EXAMPLE_EVENT = Path(__file__).resolve().parent / "data" / "claim-event-v1.example.json"
+SHARED_EXAMPLE_EVENT = Path(__file__).resolve().parents[2] / "shared" / "contracts" / "claim-event-v1.example.json"
 
 VALID_NPI = "1234567893"
 KETAMINE_NDC = "67457-0108-10"

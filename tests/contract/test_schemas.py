@@ -10,7 +10,7 @@ import pytest
 
 from claims_contracts.schemas import SCHEMA_MODELS, render
 from claims_contracts.v1 import ClaimEvent, SourcePosition
-from tests.builders import claim_event, example_event, to_bytes
+from tests.builders import EXAMPLE_EVENT, SHARED_EXAMPLE_EVENT, claim_event, example_event, to_bytes
 from worker.processor import DeadLettered, Decided, Processor
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "contracts" / "schemas" / "v1"
@@ -20,6 +20,12 @@ SCHEMA_DIR = Path(__file__).resolve().parents[2] / "contracts" / "schemas" / "v1
 def test_the_committed_schema_is_current(name: str) -> None:
     committed = (SCHEMA_DIR / name).read_text()
     assert committed == render(SCHEMA_MODELS[name]), f"{name} is stale: run `make schemas` and commit"
+
+
+def test_the_vendored_example_is_the_shared_one() -> None:
+    if not SHARED_EXAMPLE_EVENT.exists():
+        pytest.skip("no ../shared beside this checkout")
+    assert json.loads(EXAMPLE_EVENT.read_text()) == json.loads(SHARED_EXAMPLE_EVENT.read_text())
 
 
 def test_the_example_event_validates_against_the_claim_schema() -> None:
