@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
+from pydantic import BaseModel
+
 from claims_contracts.v1 import SourcePosition
 from worker import __version__
 from worker.adjudication import PolicyBook, PolicyError
@@ -55,15 +57,23 @@ def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
 
 def cmd_adjudicate(args: argparse.Namespace) -> int:
     """Decide every JSON line of the input; write one JSON line per input line."""
-    processor = Processor(_policies(args.policy_dir), pinned_version=args.policy_version)
+    # One output per input line: a repeated event id is decided (identically) again, not skipped.
+    processor = Processor(_policies(args.policy_dir), pinned_version=args.policy_version, skip_redelivered=False)
     stream = _open_input(args.file)
     out = sys.stdout.buffer
     try:
         for number, raw in _lines(stream):
             result = processor.process(raw, SourcePosition(file_line=number))
-            model = result.event if isinstance(result, Decided) else result.record
+            if isinstance(result, Decided):
+                model: BaseModel = result.event
+            elif isinstance(result, DeadLettered):
+                model = result.record
+            else:  # skip_redelivered=False: a repeated event id is decided again, never skipped
+                continue
             out.write(model.model_dump_json().encode())
             out.write(b"\n")
+            if isinstance(result, Decided):
+                processor.remember(result)
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
@@ -74,7 +84,7 @@ def cmd_adjudicate(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     """Explain the decision of each claim in a file (one JSON document, or JSON lines)."""
     policies = _policies(args.policy_dir)
-    processor = Processor(policies, pinned_version=args.policy_version)
+    processor = Processor(policies, pinned_version=args.policy_version, skip_redelivered=False)
     codes = load_code_table(Path(args.policy_dir)) if args.policy_dir else load_code_table(_bundled())
     stream = _open_input(args.file)
     with stream:
@@ -85,7 +95,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if isinstance(result, DeadLettered):
             print(f"Input {number}: cannot be read: {result.record.reason}")
         else:
+            assert isinstance(result, Decided)  # noqa: S101 - skip_redelivered=False: nothing else comes back
             sys.stdout.write(render(result, policies, codes))
+            processor.remember(result)
         print()
     return 0
 

@@ -12,7 +12,7 @@ from importlib import resources
 
 from claims_contracts.v1 import SourcePosition
 from worker.policy_files import load_policy_book
-from worker.processor import Decided, Processed, Processor
+from worker.processor import DeadLettered, Decided, Processed, Processor
 
 
 def sample_claims() -> list[bytes]:
@@ -32,7 +32,7 @@ def table(results: Iterable[Processed]) -> str:
                     + [f"NCPDP {c}" for c in line.ncpdp_reject]
                 )
                 rows.append((result.event.claim_id, str(line.line_number), line.outcome.value, line.rule, codes))
-        else:
+        elif isinstance(result, DeadLettered):
             rows.append(("(unreadable)", "-", "dead-letter", result.record.kind.value, result.record.reason[:60]))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]

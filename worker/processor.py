@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from claims_contracts.v1 import AdjudicationEvent, ClaimEvent, DeadLetterRecord, PendForReviewEvent, SourcePosition
 from worker import dead_letter
 from worker.adjudication import Claim, Decision, PolicyBook, adjudicate
+from worker.history import ClaimHistory
 from worker.translate import claim_from_event, event_from_decision
 
 DEFAULT_MAX_INPUT_BYTES = 1_048_576
@@ -37,13 +38,21 @@ class Decided:
 
 
 @dataclass(frozen=True, slots=True)
+class Redelivered:
+    """An input whose decision was already emitted (same event id): nothing to publish."""
+
+    source_event_id: str
+    output_event_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLettered:
     """An input that could not be read."""
 
     record: DeadLetterRecord
 
 
-Processed = Decided | DeadLettered
+Processed = Decided | DeadLettered | Redelivered
 """What one input yields: exactly one of these."""
 
 
@@ -57,6 +66,8 @@ class Processor:
         pinned_version: str | None = None,
         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
         clock: Callable[[], datetime] = utc_now,
+        history: ClaimHistory | None = None,
+        skip_redelivered: bool = True,
     ) -> None:
         if pinned_version is not None:
             policies.version(pinned_version)  # fail now, not on the first claim
@@ -64,6 +75,8 @@ class Processor:
         self.pinned_version = pinned_version
         self.max_input_bytes = max_input_bytes
         self.clock = clock
+        self.history = history if history is not None else ClaimHistory.in_memory()
+        self.skip_redelivered = skip_redelivered
 
     def process(self, raw: bytes, source: SourcePosition) -> Processed:
         """Decide one raw claim event, or dead-letter it.
@@ -83,6 +96,9 @@ class Processor:
                     raw, unreadable, source, dead_lettered_at=self.clock(), keep_bytes=self.max_input_bytes
                 )
             )
+        emitted = self.history.already_emitted(str(event.event_id)) if self.skip_redelivered else None
+        if emitted is not None:
+            return Redelivered(str(event.event_id), emitted)
         return self.decide(event)
 
     def parse(self, raw: bytes) -> ClaimEvent:
@@ -99,7 +115,20 @@ class Processor:
             raise dead_letter.classify(raw, error) from None
 
     def decide(self, event: ClaimEvent) -> Decided:
-        """Decide a validated claim event."""
+        """Decide a validated claim event against the claim history.
+
+        The history is not updated here: call `remember` once the output is delivered,
+        so a failed delivery leaves no trace and the redelivered input is decided again.
+        """
         claim = claim_from_event(event)
-        decision = adjudicate(claim, self.policies, pinned_version=self.pinned_version)
-        return Decided(event_from_decision(decision, claim, decided_at=self.clock()), decision, claim)
+        decision = adjudicate(
+            claim, self.policies, pinned_version=self.pinned_version, duplicates=self.history.duplicates(claim)
+        )
+        output = event_from_decision(
+            decision, claim, decided_at=self.clock(), supersedes_event_id=self.history.superseded_event(claim)
+        )
+        return Decided(output, decision, claim)
+
+    def remember(self, decided: Decided) -> None:
+        """Record a delivered decision in the claim history."""
+        self.history.record(decided.claim, decided.decision)

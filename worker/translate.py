@@ -75,7 +75,7 @@ def claim_from_event(event: ClaimEvent) -> Claim:
 
 
 def event_from_decision(
-    decision: Decision, claim: Claim, *, decided_at: datetime
+    decision: Decision, claim: Claim, *, decided_at: datetime, supersedes_event_id: str | None = None
 ) -> AdjudicationEvent | PendForReviewEvent:
     """Build the output event of a decision: a pend-for-review when any line is pended.
 
@@ -83,6 +83,7 @@ def event_from_decision(
         decision: the core's decision.
         claim: the claim it decided (for the identifiers echoed in the event).
         decided_at: when it was decided: the edge's clock, not the core's.
+        supersedes_event_id: the output event of the decision a replacement or void supersedes.
 
     Returns:
         The event to publish.
@@ -96,6 +97,7 @@ def event_from_decision(
         "frequency_code": claim.frequency_code,
         "replaces_claim_id": decision.replaces_claim_id,
         "voids_claim_id": decision.voids_claim_id,
+        "supersedes_event_id": supersedes_event_id,
         "policy": PolicyReference(
             policy_id=decision.policy_id, versions=list(decision.policy_versions), pinned=decision.pinned
         ),

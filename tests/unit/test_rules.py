@@ -454,6 +454,70 @@ class TestClaimResult:
         assert out.voids_claim_id == "CLM-OLD"
 
     def test_every_rule_of_the_policy_is_covered_by_this_table(self, processor: Processor) -> None:
-        tested = {expect.rule for _, _, expect, _ in CASES} | {"follow.administration_denied"}
+        tested = {expect.rule for _, _, expect, _ in CASES} | {"follow.administration_denied", "claim.duplicate"}
         shipped = {rule.id for rule in processor.policies.versions[-1].rules}
         assert shipped == tested
+
+
+class TestClaimHistory:
+    """Duplicates, replacements and voids need the worker's memory of earlier claims."""
+
+    def decide_in_order(self, processor: Processor, *events: dict[str, Any]) -> list[Any]:
+        outputs = []
+        for event in events:
+            result = processor.process(to_bytes(event), SourcePosition(file_line=1))
+            assert isinstance(result, Decided)
+            processor.remember(result)
+            outputs.append(result.event)
+        return outputs
+
+    def test_a_repeat_under_a_new_claim_id_is_denied_with_carc_18(self, processor: Processor) -> None:
+        _, repeat = self.decide_in_order(processor, claim_event(claim_id="A"), claim_event(claim_id="B"))
+        line = repeat.lines[0]
+        assert (line.outcome.value, line.rule, line.carc, line.group_code) == (
+            "denied",
+            "claim.duplicate",
+            ["18"],
+            "OA",
+        )
+        assert line.coverage is None
+
+    def test_units_written_differently_are_still_the_same_line(self, processor: Processor) -> None:
+        _, repeat = self.decide_in_order(
+            processor,
+            claim_event(claim_id="A", lines=[ketamine_line(units="1", charge_amount="350.00")]),
+            claim_event(claim_id="B", lines=[ketamine_line(units="1.000", charge_amount="350.0")]),
+        )
+        assert repeat.lines[0].rule == "claim.duplicate"
+
+    def test_a_series_on_different_dates_is_not_a_duplicate(self, processor: Processor) -> None:
+        _, second = self.decide_in_order(
+            processor,
+            claim_event(claim_id="A"),
+            claim_event(claim_id="B", lines=[ketamine_line(service_date="2025-09-02")], received_date="2025-09-03"),
+        )
+        assert second.lines[0].rule == "criteria.chronic_pain"
+
+    def test_a_replacement_is_not_a_duplicate_and_names_what_it_supersedes(self, processor: Processor) -> None:
+        original, replacement = self.decide_in_order(
+            processor, claim_event(claim_id="A"), claim_event(claim_id="A2", frequency_code="7", original_claim_id="A")
+        )
+        assert replacement.lines[0].rule == "criteria.chronic_pain"
+        assert (replacement.replaces_claim_id, replacement.supersedes_event_id) == ("A", original.event_id)
+
+    def test_a_void_reverses_the_original_and_frees_its_lines(self, processor: Processor) -> None:
+        original, void, again = self.decide_in_order(
+            processor,
+            claim_event(claim_id="A"),
+            claim_event(claim_id="A-VOID", frequency_code="8", original_claim_id="A"),
+            claim_event(claim_id="C"),
+        )
+        assert (void.voids_claim_id, void.supersedes_event_id) == ("A", original.event_id)
+        assert again.lines[0].rule == "criteria.chronic_pain"
+
+    def test_a_redelivered_input_is_not_decided_twice(self, processor: Processor) -> None:
+        from worker.processor import Redelivered
+
+        (first,) = self.decide_in_order(processor, claim_event(claim_id="A"))
+        again = processor.process(to_bytes(claim_event(claim_id="A")), SourcePosition(file_line=2))
+        assert again == Redelivered(str(first.source_event_id), str(first.event_id))

@@ -19,6 +19,7 @@ from worker.adjudication.policy import (
     Condition,
     DiagnosisInFamily,
     DiagnosisInvalid,
+    DuplicateOfOtherClaim,
     FrequencyIn,
     LineOfBusinessIn,
     MedicarePrimary,
@@ -43,6 +44,11 @@ _NONE: Evidence = ()
 def _frequency_in(c: FrequencyIn, f: LineFacts) -> Result:
     hit = f.claim.frequency_code in c.values
     return hit, (f"frequency {f.claim.frequency_code}",) if hit else _NONE
+
+
+def _duplicate_of_other_claim(c: DuplicateOfOtherClaim, f: LineFacts) -> Result:
+    original = f.duplicate_of
+    return original is not None, (f"duplicate of {original}",) if original is not None else _NONE
 
 
 def _service_after_received(c: ServiceDateAfterReceived, f: LineFacts) -> Result:
@@ -164,6 +170,7 @@ def _all_of(c: AllOf, f: LineFacts) -> Result:
 
 _EVALUATORS: dict[type[Any], Callable[[Any, LineFacts], Result]] = {
     FrequencyIn: _frequency_in,
+    DuplicateOfOtherClaim: _duplicate_of_other_claim,
     ServiceDateAfterReceived: _service_after_received,
     DiagnosisInvalid: _diagnosis_invalid,
     ProcedureIn: _procedure_in,

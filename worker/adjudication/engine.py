@@ -103,7 +103,13 @@ def _apply(
     return decision, tuple(hits)
 
 
-def adjudicate(claim: Claim, policies: PolicyBook, *, pinned_version: str | None = None) -> Decision:
+def adjudicate(
+    claim: Claim,
+    policies: PolicyBook,
+    *,
+    pinned_version: str | None = None,
+    duplicates: Mapping[int, str] | None = None,
+) -> Decision:
     """Decide a claim under MB2300.
 
     Each line is decided by the first rule of its policy version whose conditions
@@ -115,12 +121,14 @@ def adjudicate(claim: Claim, policies: PolicyBook, *, pinned_version: str | None
         policies: the shipped policy versions.
         pinned_version: apply this version to every line whatever its date of service
             (a what-if replay); by default each line gets the version in force on its date.
+        duplicates: line number -> the other claim line it exactly repeats, from the
+            caller's claim history (the core keeps no state).
 
     Returns:
         The decision: one per claim, pended when any line needs a person.
     """
     pinned = policies.version(pinned_version) if pinned_version is not None else None
-    claim_facts = ClaimFacts(claim)
+    claim_facts = ClaimFacts(claim, duplicates or {})
     decided: dict[int, tuple[LineDecision, tuple[RuleHit, ...]]] = {}
     waiting: dict[int, tuple[Line, Policy, bool, int]] = {}
     for line in claim.lines:

@@ -25,6 +25,8 @@ class ClaimFacts:
     """Facts of the whole claim, shared by its lines."""
 
     claim: Claim
+    duplicates: Mapping[int, str]
+    """Line number -> the claim (and line) it exactly repeats, as the caller's history knows it."""
 
     def procedures_on(self, line: Line) -> tuple[tuple[int, str], ...]:
         """(line number, procedure code) of the other lines on the same date of service."""
@@ -73,6 +75,11 @@ class LineFacts:
         if self._companions is None:
             raise CompanionsPending
         return self._companions
+
+    @property
+    def duplicate_of(self) -> str | None:
+        """The other claim line this line exactly repeats, if any."""
+        return self.claim_facts.duplicates.get(self.line.line_number)
 
     @cached_property
     def ndc(self) -> Resolution | None:

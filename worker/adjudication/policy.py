@@ -71,6 +71,12 @@ class FrequencyIn(_Condition):
     values: tuple[str, ...]
 
 
+class DuplicateOfOtherClaim(_Condition):
+    """The line repeats a line of another active claim exactly (a fact the caller supplies)."""
+
+    kind: Literal["duplicate_of_other_claim"]
+
+
 class ServiceDateAfterReceived(_Condition):
     """The line's date of service is after the claim's received date."""
 
@@ -204,6 +210,7 @@ class AllOf(_Condition):
 
 Condition = Annotated[
     FrequencyIn
+    | DuplicateOfOtherClaim
     | ServiceDateAfterReceived
     | DiagnosisInvalid
     | ProcedureIn
@@ -284,6 +291,8 @@ class Rule(_Data):
     """Later rules whose sections are cited too when their conditions also hold."""
     cite_companion_sections: bool = False
     """Cite the sections of the companion line that made a `companion_decided` condition hold."""
+    administrative: bool = False
+    """Decided on claim facts, not on coverage (a duplicate): no CRD coverage statement."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Rule:
@@ -294,8 +303,8 @@ class Rule(_Data):
         if self.outcome is Outcome.NOT_APPLICABLE:
             if self.coverage is not None or self.codes != RuleCodes():
                 raise ValueError("a not_applicable rule carries no codes and no coverage statement")
-        elif self.coverage is None:
-            raise ValueError(f"a {self.outcome.value} rule needs a coverage statement")
+        elif (self.coverage is None) != self.administrative:
+            raise ValueError(f"a {self.outcome.value} rule needs a coverage statement, unless administrative")
         if self.outcome is Outcome.DENIED and not (self.codes.carc or self.codes.ncpdp):
             raise ValueError("a denied rule needs a CARC or an NCPDP reject code")
         if self.codes.carc and self.group is None:

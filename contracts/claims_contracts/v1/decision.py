@@ -123,6 +123,10 @@ class _DecisionEvent(OutboundModel):
     frequency_code: Literal["1", "7", "8"]
     replaces_claim_id: Identifier | None = Field(default=None, description="Set on a replacement (frequency 7).")
     voids_claim_id: Identifier | None = Field(default=None, description="Set on a void (frequency 8).")
+    supersedes_event_id: UUID | None = Field(
+        default=None,
+        description="On a replacement or void: the output event of the decision it supersedes or reverses, when known.",
+    )
     policy: PolicyReference
     decided_at: AwareDatetime
     lines: list[LineResult]
