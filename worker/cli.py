@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn, TextIO
 
 from pydantic import BaseModel
 
@@ -73,7 +73,7 @@ def cmd_adjudicate(args: argparse.Namespace) -> int:
             out.write(model.model_dump_json().encode())
             out.write(b"\n")
             if isinstance(result, Decided):
-                processor.remember(result)
+                processor.remember(result, emitted=True)
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
@@ -97,7 +97,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         else:
             assert isinstance(result, Decided)  # noqa: S101 - skip_redelivered=False: nothing else comes back
             sys.stdout.write(render(result, policies, codes))
-            processor.remember(result)
+            processor.remember(result, emitted=True)
         print()
     return 0
 
@@ -112,6 +112,59 @@ def _bundled() -> Path:
     from worker.policy_files import bundled_policy_dir
 
     return bundled_policy_dir()
+
+
+def _settings() -> Any:
+    from pydantic import ValidationError
+
+    from worker.settings import load_settings
+
+    try:
+        return load_settings()
+    except ValidationError as error:
+        first = error.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        _fail(EXIT_CONFIG, f"invalid setting {where}: {first['msg']}")
+    except ValueError as error:
+        _fail(EXIT_CONFIG, str(error))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the stream worker until SIGTERM or SIGINT."""
+    settings = _settings()
+    from worker import app, audit
+
+    audit.configure(_audit_stream(settings.audit_log), level=settings.log_level)
+    try:
+        load_policy_book(settings.policy_dir)
+    except PolicyError as error:
+        _fail(EXIT_CONFIG, f"invalid policy: {error}")
+    return app.run(settings)
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    """Create the worker's topics where missing and check the ones that exist."""
+    import asyncio
+
+    from worker import topics
+
+    settings = _settings()
+    try:
+        result = asyncio.run(topics.ensure(settings))
+    except Exception as error:
+        _fail(EXIT_INPUT, f"topics: {type(error).__name__}: {error}")
+    for name, state in result.items():
+        print(f"{state:8} {name}")
+    return 0
+
+
+def _audit_stream(target: str) -> TextIO:
+    if target == "-":
+        return sys.stdout
+    try:
+        return open(target, "a", encoding="utf-8", buffering=1)
+    except OSError as error:
+        _fail(EXIT_CONFIG, f"cannot open audit log {target}: {error.strerror}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,6 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("file", help="a claim event as JSON (or JSON lines)")
     policy_options(explain)
     explain.set_defaults(handler=cmd_explain)
+
+    run = commands.add_parser("run", help="run the stream worker (settings from CLAIMS_* variables)")
+    run.set_defaults(handler=cmd_run)
+
+    topics = commands.add_parser("topics", help="manage the worker's topics")
+    topics_commands = topics.add_subparsers(dest="topics_command", required=True)
+    apply = topics_commands.add_parser("apply", help="create missing topics, check existing ones")
+    apply.set_defaults(handler=cmd_topics)
     return parser
 
 

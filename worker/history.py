@@ -95,9 +95,16 @@ class ClaimHistory:
         record = self.claims.get(claim.original_claim_id)
         return str(record["event_id"]) if record else None
 
+    def mark_emitted(self, source_event_id: str, output_event_id: str) -> None:
+        """Remember that the output of an input was delivered: a redelivery is then skipped.
+
+        Called only after the broker acknowledged the output, so "emitted" never runs
+        ahead of the output itself.
+        """
+        self.seen[source_event_id] = output_event_id
+
     def record(self, claim: Claim, decision: Decision) -> None:
-        """Remember a decision once its output has been delivered."""
-        self.seen[claim.event_id] = decision.event_id
+        """Remember a decided claim's lines and status (duplicates, supersession)."""
         if claim.original_claim_id is not None and claim.frequency_code in ("7", "8"):
             self._retire(claim.original_claim_id, REPLACED if claim.frequency_code == "7" else VOIDED)
         if claim.frequency_code == "8":

@@ -129,6 +129,14 @@ class Processor:
         )
         return Decided(output, decision, claim)
 
-    def remember(self, decided: Decided) -> None:
-        """Record a delivered decision in the claim history."""
+    def remember(self, decided: Decided, *, emitted: bool = False) -> None:
+        """Record a decision in the claim history.
+
+        Args:
+            decided: the decision.
+            emitted: its output is already delivered (the command line writes it first);
+                the stream marks delivery itself once the broker acknowledges.
+        """
         self.history.record(decided.claim, decided.decision)
+        if emitted:
+            self.history.mark_emitted(decided.claim.event_id, decided.decision.event_id)

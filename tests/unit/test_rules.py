@@ -467,7 +467,7 @@ class TestClaimHistory:
         for event in events:
             result = processor.process(to_bytes(event), SourcePosition(file_line=1))
             assert isinstance(result, Decided)
-            processor.remember(result)
+            processor.remember(result, emitted=True)
             outputs.append(result.event)
         return outputs
 

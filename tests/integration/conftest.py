@@ -1,0 +1,204 @@
+"""A real Kafka-protocol broker for the session, and a worker process per test.
+
+The broker is chosen as in KAFKA.md: `KAFKA_BOOTSTRAP_SERVERS`, then a
+testcontainers Kafka when a Docker engine answers, then the embedded broker.
+Each test gets its own topics and consumer group, so tests share the broker
+without sharing state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from worker import topics
+from worker.devbroker import Broker, start_broker
+from worker.settings import Settings
+
+CLI = str(Path(sys.executable).with_name("claims-worker"))
+PARTITIONS = 3
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Broker]:
+    """The session's broker; says which kind ran."""
+    started = start_broker()
+    print(f"\n[integration] broker: {started.kind} at {started.bootstrap_servers}", file=sys.stderr)
+    yield started
+    started.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Deployment:
+    """One test's topics, group and worker settings on the shared broker."""
+
+    broker: Broker
+    tmp: Path
+    name: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(
+            bootstrap_servers=self.broker.bootstrap_servers,
+            group_id=f"{self.name}-group",
+            input_topic=f"{self.name}.submitted",
+            adjudicated_topic=f"{self.name}.adjudicated",
+            pended_topic=f"{self.name}.pended",
+            dead_letter_topic=f"{self.name}.dead-letter",
+            partitions=PARTITIONS,
+        )
+
+    @property
+    def output_topics(self) -> list[str]:
+        s = self.settings
+        return [s.adjudicated_topic, s.pended_topic, s.dead_letter_topic]
+
+    def env(self, web_port: int) -> dict[str, str]:
+        s = self.settings
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMS_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+        env.update(
+            {
+                "CLAIMS_BOOTSTRAP_SERVERS": s.bootstrap_servers,
+                "CLAIMS_GROUP_ID": s.group_id,
+                "CLAIMS_INPUT_TOPIC": s.input_topic,
+                "CLAIMS_ADJUDICATED_TOPIC": s.adjudicated_topic,
+                "CLAIMS_PENDED_TOPIC": s.pended_topic,
+                "CLAIMS_DEAD_LETTER_TOPIC": s.dead_letter_topic,
+                "CLAIMS_PARTITIONS": str(PARTITIONS),
+                "CLAIMS_WEB_PORT": str(web_port),
+                "CLAIMS_WEB_HOST": "127.0.0.1",
+                # Tuned for a fast first join on one machine (KAFKA.md), instead of sleeping.
+                "CLAIMS_SESSION_TIMEOUT_SECONDS": "6",
+                "CLAIMS_HEARTBEAT_INTERVAL_SECONDS": "1",
+                "CLAIMS_REBALANCE_TIMEOUT_SECONDS": "6",
+                "CLAIMS_BATCH_WITHIN_SECONDS": "0.02",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def create_topics(self) -> None:
+        asyncio.run(topics.ensure(self.settings))
+
+    def start_worker(self, *, audit_name: str = "audit.log") -> tuple[subprocess.Popen[bytes], int, Path]:
+        port = free_port()
+        audit = self.tmp / audit_name
+        with audit.open("ab") as stdout, (self.tmp / "worker.stderr").open("ab") as stderr:
+            # The child keeps its own copies of the descriptors.
+            process = subprocess.Popen([CLI, "run"], env=self.env(port), stdout=stdout, stderr=stderr)
+        self.processes.append(process)
+        return process, port, audit
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def produce(self, values: list[bytes], keys: list[bytes | None] | None = None) -> None:
+        asyncio.run(produce(self.broker.bootstrap_servers, self.settings.input_topic, values, keys))
+
+    def consume(self, expected: int, timeout: float = 90.0) -> list[tuple[str, bytes | None, bytes]]:
+        return asyncio.run(consume(self.broker.bootstrap_servers, self.output_topics, expected, timeout))
+
+
+async def produce(servers: str, topic: str, values: list[bytes], keys: list[bytes | None] | None = None) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=servers, max_request_size=4 * 1024 * 1024, linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=(keys[i] if keys else None)) for i, value in enumerate(values)]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def consume(
+    servers: str, topics_: list[str], expected: int, timeout: float, settle: float = 0.0
+) -> list[tuple[str, bytes | None, bytes]]:
+    """Read the output topics from the start until `expected` messages (then `settle` more seconds)."""
+    consumer = AIOKafkaConsumer(
+        *topics_,
+        bootstrap_servers=servers,
+        auto_offset_reset="earliest",
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_bytes=8 * 1024 * 1024,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    out: list[tuple[str, bytes | None, bytes]] = []
+    deadline = time.monotonic() + timeout
+    settle_until: float | None = None
+    try:
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, messages in batch.items():
+                out.extend((tp.topic, m.key, m.value) for m in messages)
+            if len(out) >= expected:
+                if settle_until is None:
+                    settle_until = time.monotonic() + settle
+                if time.monotonic() >= settle_until:
+                    break
+    finally:
+        await consumer.stop()
+    return out
+
+
+def http_get(port: int, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def decode(messages: list[tuple[str, bytes | None, bytes]]) -> list[dict[str, Any]]:
+    return [json.loads(value) for _, _, value in messages]
+
+
+@pytest.fixture
+def deployment(broker: Broker, tmp_path: Path) -> Iterator[Deployment]:
+    d = Deployment(broker, tmp_path)
+    d.create_topics()
+    yield d
+    d.stop_all()

@@ -1,0 +1,176 @@
+"""The worker process against a real broker: claims in, exactly one output each."""
+
+from __future__ import annotations
+
+import json
+import signal
+import uuid
+from collections import Counter, defaultdict
+from importlib import resources
+from typing import Any
+
+import pytest
+
+from tests.builders import claim_event, example_event, ketamine_line, to_bytes
+from tests.integration.conftest import Deployment, decode, http_get, wait_for
+
+pytestmark = pytest.mark.integration
+
+PHI = ("Pat", "Example", "1980-04-02", "hydrochloride", "Main Street")
+
+
+def samples() -> list[bytes]:
+    text = resources.files("worker").joinpath("samples/claims.jsonl").read_bytes()
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def many_claims(count: int, prefix: str) -> list[bytes]:
+    out = []
+    for n in range(count):
+        dx = ["G89.29", "F32.9", "R52", "F11.20"][n % 4]
+        lines = [ketamine_line(1, charge_amount=f"{100 + n}.00")]
+        if n % 3 == 0:
+            lines.append(
+                {
+                    "line_number": 2,
+                    "service_date": "2025-09-01",
+                    "procedure_code": "96365",
+                    "units": "1",
+                    "charge_amount": f"{n}.00",
+                }
+            )
+        event = claim_event(
+            claim_id=f"{prefix}-{n:05d}",
+            diagnoses=[dx],
+            lines=lines,
+            event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{prefix}:{n}")),
+        )
+        out.append(to_bytes(event))
+    return out
+
+
+def test_every_claim_yields_exactly_one_output_on_the_right_topic(deployment: Deployment) -> None:
+    deployment.extra_env["CLAIMS_MAX_INPUT_BYTES"] = "65536"
+    oversized = to_bytes({**claim_event(claim_id="BIG"), "padding": "x" * 100_000})
+    inputs = [*samples(), b"\xff\xfe not utf-8", b'{"schema_version": 1', oversized]
+    keys = [
+        json.loads(v)["claim"]["claim_id"].encode() if v.startswith(b'{"schema_version":1,') else None for v in inputs
+    ]
+    deployment.produce(inputs, keys)
+    process, port, audit = deployment.start_worker()
+
+    messages = deployment.consume(expected=len(inputs), timeout=90)
+    s = deployment.settings
+    by_topic = Counter(topic for topic, _, _ in messages)
+    assert sum(by_topic.values()) == len(inputs)
+    outputs = decode(messages)
+    decided = [o for o in outputs if o["event_type"] != "claim.dead_lettered"]
+    dead = [o for o in outputs if o["event_type"] == "claim.dead_lettered"]
+    assert by_topic[s.dead_letter_topic] == len(dead) == 5
+    assert sorted(d["kind"] for d in dead) == ["not_json", "not_json", "not_utf8", "schema_violation", "too_large"]
+    assert all(d["source"]["topic"] == s.input_topic and d["source"]["offset"] is not None for d in dead)
+    assert {o["event_type"] for topic, _, v in messages if topic == s.pended_topic for o in [json.loads(v)]} == {
+        "claim.pended"
+    }
+
+    example = next(o for o in decided if o["claim_id"] == "DEMO-026")
+    assert (example["lines"][0]["rule"], example["lines"][0]["carc"]) == ("criteria.chronic_pain", ["204"])
+    assert example["lines"][0]["policy_sections"][0] == "2.1"
+    # Outputs are keyed by claim id.
+    assert all(
+        key == json.loads(value)["claim_id"].encode() for topic, key, value in messages if topic != s.dead_letter_topic
+    )
+
+    # Health while running.
+    assert http_get(port, "/healthz")[0] == 200
+    wait_for(lambda: http_get(port, "/readyz")[0] == 200, 30, "readiness")
+    status, body = http_get(port, "/metrics")
+    assert status == 200
+    assert b'claims_dead_letters_total{kind="too_large"} 1.0' in body
+    assert b"claims_decisions_total" in body
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=40) == 0
+
+    # The audit log: one canonical line per decision, JSON only, no PHI.
+    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    canonical = [line for line in lines if line["event"] == "claim.decided"]
+    assert sorted(line["output_event_id"] for line in canonical) == sorted(o["event_id"] for o in decided)
+    assert {line["event"] for line in lines} >= {"worker.starting", "worker.partitions_assigned", "worker.stopped"}
+    text = audit.read_text()
+    for value in PHI:
+        assert value not in text
+    sample = canonical[0]
+    assert {
+        "claim_id",
+        "member_id",
+        "source_topic",
+        "source_partition",
+        "source_offset",
+        "source_event_id",
+        "output_event_id",
+        "output_topic",
+        "policy_id",
+        "policy_versions",
+        "rule_trace",
+        "lines",
+        "latency_ms",
+    } <= set(sample)
+
+
+def test_a_redelivered_input_is_not_emitted_twice_and_a_duplicate_claim_is_denied(deployment: Deployment) -> None:
+    original = to_bytes(example_event())
+    repeat_of_lines = example_event()
+    repeat_of_lines["event_id"] = str(uuid.uuid4())
+    repeat_of_lines["claim"]["claim_id"] = "CLM-DUPLICATE"
+    deployment.produce(
+        [original, original, original, to_bytes(repeat_of_lines)], [b"CLM-2025-000123"] * 3 + [b"CLM-DUPLICATE"]
+    )
+    deployment.start_worker()
+    import asyncio
+
+    from tests.integration.conftest import consume
+
+    messages = asyncio.run(consume(deployment.broker.bootstrap_servers, deployment.output_topics, 2, 90, settle=8))
+    outputs = decode(messages)
+    assert sorted(o["claim_id"] for o in outputs) == ["CLM-2025-000123", "CLM-DUPLICATE"]
+    rules = sorted(o["lines"][0]["rule"] for o in outputs)
+    # Which of the two came first depends on partition order; exactly one is the duplicate.
+    assert rules == ["claim.duplicate", "criteria.chronic_pain"]
+    duplicate = next(o for o in outputs if o["lines"][0]["rule"] == "claim.duplicate")
+    assert duplicate["lines"][0]["carc"] == ["18"]
+
+
+def test_a_worker_killed_mid_stream_loses_nothing_and_repeats_identically(deployment: Deployment) -> None:
+    total = 3000
+    inputs = many_claims(total, "RESTART")
+    deployment.produce(inputs, [json.loads(v)["claim"]["claim_id"].encode() for v in inputs])
+    first, _, _ = deployment.start_worker(audit_name="audit-1.log")
+    import asyncio
+
+    from tests.integration.conftest import consume
+
+    partial = asyncio.run(consume(deployment.broker.bootstrap_servers, deployment.output_topics, 300, 90))
+    assert len(partial) >= 300
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    deployment.start_worker(audit_name="audit-2.log")
+
+    expected_ids = {json.loads(v)["event_id"] for v in inputs}
+
+    def outputs_cover_all() -> bool:
+        got = asyncio.run(consume(deployment.broker.bootstrap_servers, deployment.output_topics, total, 5))
+        return {o["source_event_id"] for o in decode(got)} >= expected_ids
+
+    wait_for(outputs_cover_all, 180, "every input to have a decision")
+    everything = decode(
+        asyncio.run(consume(deployment.broker.bootstrap_servers, deployment.output_topics, total, 10, settle=3))
+    )
+    by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for output in everything:
+        by_source[output["source_event_id"]].append(output)
+    assert set(by_source) == expected_ids
+    for versions in by_source.values():
+        assert len({v["event_id"] for v in versions}) == 1
+        bodies = {json.dumps({k: v for k, v in o.items() if k != "decided_at"}, sort_keys=True) for o in versions}
+        assert len(bodies) == 1

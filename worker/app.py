@@ -1,0 +1,210 @@
+"""The composition root: settings in, a Faust app with its agent, tables and pages out."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import sys
+import tempfile
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faust
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from worker import audit
+from worker.history import ClaimHistory
+from worker.metrics import Metrics
+from worker.policy_files import load_policy_book
+from worker.processor import Processor
+from worker.settings import Settings
+from worker.stream import Incoming, SharedScope, StreamHandler, TableView, Topics
+from worker.topics import TABLES
+
+
+class FaustPublisher:
+    """Publishes through the Faust app's producer (keyed, default partitioner)."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+        """Enqueue one message; the result completes on the broker's acknowledgement."""
+        fut: Awaitable[Any] = await self.app.producer.send(topic, key, value, None, None, None)
+        return fut
+
+
+@dataclass
+class Runtime:
+    """What the app's pages and hooks read: readiness, progress and metrics."""
+
+    metrics: Metrics
+    handler: StreamHandler | None = None
+    assigned: set[tuple[str, int]] = field(default_factory=set)
+    joined: bool = False
+    last_offsets: dict[int, int] = field(default_factory=dict)
+
+    def ready(self) -> bool:
+        """Ready when the group is joined and outputs are being delivered."""
+        return self.joined and (self.handler is None or self.handler.send_failures == 0)
+
+
+def _credentials(settings: Settings) -> Any:
+    context = ssl.create_default_context(cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None)
+    if settings.security_protocol in ("SASL_SSL", "SASL_PLAINTEXT"):
+        assert settings.sasl_password is not None  # noqa: S101 - checked by Settings
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value(),
+            mechanism=settings.sasl_mechanism,
+            ssl_context=context if settings.security_protocol == "SASL_SSL" else None,
+        )
+    if settings.security_protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return None
+
+
+def build_app(settings: Settings) -> tuple[faust.App, Runtime]:
+    """Build the Faust app: topics, tables, the adjudication agent, health and metrics pages."""
+    policies = load_policy_book(settings.policy_dir)
+    metrics = Metrics()
+    runtime = Runtime(metrics)
+    datadir = Path(tempfile.gettempdir()) / "claims-worker" / settings.group_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.group_id,
+        broker=settings.broker_url,
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        autodiscover=False,
+        datadir=str(datadir),
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        processing_guarantee=settings.processing_guarantee,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.heartbeat_interval_seconds,
+        broker_rebalance_timeout=settings.rebalance_timeout_seconds,
+        producer_linger=settings.producer_linger_ms / 1000,
+        producer_max_request_size=3 * 1024 * 1024,
+        web_enabled=True,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+    )
+    source = app.topic(settings.input_topic, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    tables = {
+        name: app.Table(
+            name,
+            default=None,
+            partitions=settings.partitions,
+            schema=faust.Schema(key_serializer="json", value_serializer="json"),
+        )
+        for name in TABLES
+    }
+    views = {name: TableView(table) for name, table in tables.items()}
+    history = ClaimHistory(views["seen"], views["claims"], views["lines"])
+    processor = Processor(policies, history=history, max_input_bytes=settings.max_input_bytes)
+    topics = Topics(settings.adjudicated_topic, settings.pended_topic, settings.dead_letter_topic)
+
+    def progress(incoming: Incoming) -> None:
+        runtime.last_offsets[incoming.partition] = incoming.offset
+
+    handler = StreamHandler(
+        processor, FaustPublisher(app), topics, metrics, scope=SharedScope(*views.values()), on_progress=progress
+    )
+    runtime.handler = handler
+
+    @app.agent(source, concurrency=1)  # concurrency 1: >1 can commit past in-flight events (faust #606)
+    async def adjudicate(stream: Any) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
+            await handler.handle_batch(
+                [
+                    Incoming(
+                        value=event.message.value or b"",
+                        key=event.message.key,
+                        topic=event.message.topic,
+                        partition=event.message.partition,
+                        offset=event.message.offset,
+                    )
+                    for event in events
+                ]
+            )
+
+    @app.page("/healthz")
+    async def healthz(web_view: Any, request: Any) -> Any:
+        return web_view.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web_view: Any, request: Any) -> Any:
+        ready = runtime.ready()
+        metrics.ready.set(1 if ready else 0)
+        return web_view.json({"ready": ready, "assigned": len(runtime.assigned)}, status=200 if ready else 503)
+
+    @app.page("/metrics")
+    async def prometheus(web_view: Any, request: Any) -> Any:
+        return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]  # faust's decorators are untyped
+    async def measure_lag() -> None:
+        for topic, partition in list(runtime.assigned):
+            if topic != settings.input_topic:
+                continue
+            tp = faust.types.TP(topic, partition)
+            highwater = app.consumer.highwater(tp)
+            if highwater is not None:
+                done = runtime.last_offsets.get(partition, -1) + 1
+                metrics.lag.labels(str(partition)).set(max(highwater - done, 0))
+        metrics.ready.set(1 if runtime.ready() else 0)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust's signal stubs want a sync signature
+    async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+        runtime.assigned = {(tp.topic, tp.partition) for tp in assigned}
+        runtime.joined = True
+        mine = sorted(p for t, p in runtime.assigned if t == settings.input_topic)
+        audit.lifecycle("worker.partitions_assigned", partitions=mine, group_id=settings.group_id)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust's signal stubs want a sync signature
+    async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        gone = sorted(tp.partition for tp in revoked if tp.topic == settings.input_topic)
+        audit.lifecycle("worker.partitions_revoked", partitions=gone, group_id=settings.group_id)
+
+    return app, runtime
+
+
+def run(settings: Settings) -> int:
+    """Run the worker until SIGTERM or SIGINT; return the exit status."""
+    app, _runtime = build_app(settings)
+    audit.lifecycle(
+        "worker.starting",
+        group_id=settings.group_id,
+        input_topic=settings.input_topic,
+        broker=settings.bootstrap_servers,
+        processing_guarantee=settings.processing_guarantee,
+        web_port=settings.web_port,
+    )
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    worker = faust.Worker(
+        app,
+        loop=loop,
+        loglevel=settings.log_level,
+        override_logging=False,
+        quiet=True,
+        redirect_stdouts=False,
+        # The audit log owns stdout; the framework's console output (banner, cursor codes) goes to stderr.
+        stdout=sys.stderr,
+    )
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 0
+    else:
+        code = 0
+    audit.lifecycle("worker.stopped", error=None if code == 0 else f"exit {code}")
+    return code

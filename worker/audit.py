@@ -1,0 +1,217 @@
+"""The audit log: one canonical JSON line per decision, lifecycle lines, no PHI.
+
+The only module that uses structlog. Every line passes an allow-list: a key
+that is not listed is dropped, whatever a caller passes, so a member's name or
+a drug description cannot reach the log by accident.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Mapping, MutableMapping
+from typing import Any, TextIO
+
+import orjson
+import structlog
+
+from worker.processor import DeadLettered, Decided
+
+ALLOWED_KEYS = frozenset(
+    {
+        # envelope
+        "timestamp",
+        "level",
+        "event",
+        "logger",
+        "service",
+        "pid",
+        # identifiers that are needed (not PHI under the minimum-necessary rule we apply)
+        "claim_id",
+        "member_id",
+        "source_event_id",
+        "output_event_id",
+        "dead_letter_event_id",
+        # where it came from and went
+        "source_topic",
+        "source_partition",
+        "source_offset",
+        "output_topic",
+        # the decision
+        "policy_id",
+        "policy_versions",
+        "pinned",
+        "outcome",
+        "queue",
+        "lines",
+        "rule_trace",
+        "replaces_claim_id",
+        "voids_claim_id",
+        "supersedes_event_id",
+        "kind",
+        "reason",
+        "errors",
+        "latency_ms",
+        "batch_size",
+        # lifecycle
+        "partitions",
+        "group_id",
+        "input_topic",
+        "broker",
+        "processing_guarantee",
+        "version",
+        "web_port",
+        "duration_s",
+        "events",
+        "error",
+    }
+)
+"""Keys an audit line may carry. Anything else is dropped."""
+
+LINE_KEYS = frozenset({"line_number", "outcome", "rule", "sections", "carc", "rarc", "ncpdp_reject", "group_code"})
+TRACE_KEYS = frozenset({"line_number", "rule", "sections", "evidence"})
+ERROR_KEYS = frozenset({"path", "message", "type"})
+
+
+def _filter_nested(key: str, value: Any) -> Any:
+    allowed = {"lines": LINE_KEYS, "rule_trace": TRACE_KEYS, "errors": ERROR_KEYS}.get(key)
+    if allowed is None or not isinstance(value, list):
+        return value
+    return [{k: v for k, v in item.items() if k in allowed} for item in value if isinstance(item, Mapping)]
+
+
+def allow_list(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Structlog processor: keep only allow-listed keys (nested lists filtered too)."""
+    return {key: _filter_nested(key, value) for key, value in event_dict.items() if key in ALLOWED_KEYS}
+
+
+def _render(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> str:
+    return orjson.dumps(event_dict, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def configure(stream: TextIO | None = None, *, level: str = "info", service: str = "claims-worker") -> None:
+    """Configure structlog and stdlib logging to write allow-listed JSON lines.
+
+    Args:
+        stream: where to write; stdout by default.
+        level: the lowest level written.
+        service: the service name stamped on every line.
+    """
+    out = stream if stream is not None else sys.stdout
+    numeric = logging.getLevelName(level.upper())
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        lambda _l, _m, d: {**d, "service": service},
+        allow_list,
+        _render,
+    ]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    # Library logs (faust, aiokafka) go through the same allow-list: message text and logger only.
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, allow_list, _render],
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(numeric, logging.WARNING))
+
+
+def _logger() -> Any:
+    return structlog.get_logger("audit")
+
+
+def lifecycle(event: str, **fields: Any) -> None:
+    """Write a lifecycle line: start, assignment, revocation, stop."""
+    _logger().info(event, **fields)
+
+
+def decision_fields(decided: Decided) -> dict[str, Any]:
+    """The canonical fields of one decision (claim, policy, lines, trace, codes)."""
+    event = decided.event
+    return {
+        "claim_id": event.claim_id,
+        "member_id": event.member_id,
+        "source_event_id": str(event.source_event_id),
+        "output_event_id": str(event.event_id),
+        "policy_id": event.policy.policy_id,
+        "policy_versions": event.policy.versions,
+        "pinned": event.policy.pinned,
+        "outcome": event.event_type,
+        "queue": getattr(event, "queue", None),
+        "replaces_claim_id": event.replaces_claim_id,
+        "voids_claim_id": event.voids_claim_id,
+        "supersedes_event_id": str(event.supersedes_event_id) if event.supersedes_event_id else None,
+        "lines": [
+            {
+                "line_number": line.line_number,
+                "outcome": line.outcome.value,
+                "rule": line.rule,
+                "sections": line.policy_sections,
+                "carc": line.carc,
+                "rarc": line.rarc,
+                "ncpdp_reject": line.ncpdp_reject,
+                "group_code": line.group_code.value if line.group_code else None,
+            }
+            for line in event.lines
+        ],
+        "rule_trace": [
+            {
+                "line_number": hit.line_number,
+                "rule": hit.rule,
+                "sections": hit.policy_sections,
+                "evidence": hit.evidence,
+            }
+            for hit in event.trace
+        ],
+    }
+
+
+def record_decision(
+    decided: Decided, *, source: Mapping[str, Any], output_topic: str, started: float, now: float | None = None
+) -> None:
+    """Write the canonical line of one delivered decision.
+
+    Args:
+        decided: the decision.
+        source: source_topic, source_partition, source_offset.
+        output_topic: where the event was published.
+        started: `time.perf_counter()` when the input was taken.
+        now: `time.perf_counter()` at delivery; taken now by default.
+    """
+    end = time.perf_counter() if now is None else now
+    _logger().info(
+        "claim.decided",
+        **decision_fields(decided),
+        **source,
+        output_topic=output_topic,
+        latency_ms=round((end - started) * 1000, 3),
+    )
+
+
+def record_dead_letter(dead: DeadLettered, *, source: Mapping[str, Any], output_topic: str) -> None:
+    """Write the line of one dead-lettered input: kind, reason, paths. Never its bytes."""
+    record = dead.record
+    _logger().warning(
+        "claim.dead_lettered",
+        dead_letter_event_id=str(record.event_id),
+        kind=record.kind.value,
+        reason=record.reason,
+        errors=[error.model_dump() for error in record.errors],
+        **source,
+        output_topic=output_topic,
+    )

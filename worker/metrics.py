@@ -1,0 +1,41 @@
+"""Prometheus metrics of the worker, in a registry of its own.
+
+Labels carry outcomes, rules and kinds: bounded sets, never identifiers or PHI.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    """The worker's counters, histogram and gauges."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.events_in = Counter("claims_events_in", "Claim events read.", ["topic"], registry=self.registry)
+        self.decisions = Counter(
+            "claims_decisions", "Decision events published, by event type.", ["event_type"], registry=self.registry
+        )
+        self.line_outcomes = Counter(
+            "claims_line_outcomes", "Lines decided, by outcome and rule.", ["outcome", "rule"], registry=self.registry
+        )
+        self.dead_letters = Counter(
+            "claims_dead_letters", "Inputs dead-lettered, by kind.", ["kind"], registry=self.registry
+        )
+        self.redelivered = Counter(
+            "claims_redelivered", "Inputs already decided (same event id), not published again.", registry=self.registry
+        )
+        self.latency = Histogram(
+            "claims_processing_seconds",
+            "From taking an input to its output being acknowledged by the broker.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "claims_consumer_lag",
+            "Messages behind the end of each input partition.",
+            ["partition"],
+            registry=self.registry,
+        )
+        self.ready = Gauge("claims_ready", "1 when the worker is ready to process claims.", registry=self.registry)

@@ -1,0 +1,105 @@
+"""The worker's settings: one frozen object, read once from the environment.
+
+Every variable has the prefix `CLAIMS_` (e.g. `CLAIMS_INPUT_TOPIC`); the broker
+list also answers to the conventional `KAFKA_BOOTSTRAP_SERVERS`. An unknown
+`CLAIMS_*` variable is an error, so a typo cannot silently keep a default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from claims_contracts import topics
+
+ENV_PREFIX = "CLAIMS_"
+
+
+class Settings(BaseSettings):
+    """Everything the stream worker can be told; see docs/operations.md for the reference."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid", populate_by_name=True)
+
+    bootstrap_servers: str = Field(
+        default="localhost:9092",
+        validation_alias=AliasChoices("CLAIMS_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS", "bootstrap_servers"),
+        description="Comma-separated Kafka brokers, host:port.",
+    )
+    group_id: str = Field(default="claims-adjudication", description="Consumer group and Faust app id.")
+    input_topic: str = Field(default=topics.CLAIMS_SUBMITTED, description="Topic of claim events v1.")
+    adjudicated_topic: str = Field(default=topics.CLAIMS_ADJUDICATED, description="Topic of adjudication events.")
+    pended_topic: str = Field(default=topics.CLAIMS_PENDED, description="Topic of pend-for-review events.")
+    dead_letter_topic: str = Field(default=topics.CLAIMS_DEAD_LETTER, description="Topic of dead-letter records.")
+    partitions: int = Field(default=6, ge=1, le=1024, description="Partitions of the input topic and its tables.")
+    replication_factor: int = Field(default=1, ge=1, le=7, description="Replication of topics this worker creates.")
+
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle for SSL and SASL_SSL.")
+
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once",
+        description="exactly_once needs a broker with transactions (real Kafka), not the embedded one.",
+    )
+    batch_size: int = Field(default=500, ge=1, le=10_000, description="Claims taken per batch.")
+    batch_within_seconds: float = Field(default=0.05, gt=0, le=10, description="Longest wait to fill a batch.")
+    max_input_bytes: int = Field(default=1_048_576, ge=1024, description="Larger inputs are dead-lettered unread.")
+    policy_dir: Path | None = Field(default=None, description="Policy directory; the bundled policies by default.")
+    non_covered_group: Literal["CO", "PR"] | None = Field(
+        default=None, description="Override of the policy's adjustment group for non-covered lines."
+    )
+
+    web_host: str = Field(default="0.0.0.0", description="Address of the health and metrics server.")  # noqa: S104
+    web_port: int = Field(default=6066, ge=1, le=65535, description="Port of the health and metrics server.")
+    audit_log: str = Field(default="-", description="Audit log file, or - for stdout.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    session_timeout_seconds: float = Field(default=10.0, gt=0, description="Consumer group session timeout.")
+    heartbeat_interval_seconds: float = Field(default=3.0, gt=0, description="Consumer group heartbeat.")
+    rebalance_timeout_seconds: float = Field(default=10.0, gt=0, description="Consumer group rebalance timeout.")
+    shutdown_grace_seconds: float = Field(default=20.0, gt=0, description="Longest wait for a clean stop.")
+    producer_linger_ms: int = Field(default=5, ge=0, le=1000, description="Producer batching delay.")
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> Settings:
+        if self.security_protocol.startswith("SASL_") and not (
+            self.sasl_mechanism and self.sasl_username and self.sasl_password
+        ):
+            raise ValueError("SASL needs sasl_mechanism, sasl_username and sasl_password")
+        return self
+
+    @property
+    def broker_url(self) -> str:
+        """The broker list as Faust wants it: kafka://host:port;host:port."""
+        return "kafka://" + ";".join(server.strip() for server in self.bootstrap_servers.split(",") if server.strip())
+
+    @property
+    def broker_list(self) -> list[str]:
+        """The broker list as aiokafka wants it."""
+        return [server.strip() for server in self.bootstrap_servers.split(",") if server.strip()]
+
+
+def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
+    """Names of `CLAIMS_*` environment variables that are not settings (likely typos)."""
+    env = os.environ if environ is None else environ
+    known = {f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields}
+    return sorted(name for name in env if name.upper().startswith(ENV_PREFIX) and name.upper() not in known)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings from the environment (and overrides), refusing unknown variables.
+
+    Raises:
+        ValueError: a `CLAIMS_*` variable is not a setting.
+        pydantic.ValidationError: a value is invalid.
+    """
+    unknown = unknown_variables()
+    if unknown:
+        raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
+    return Settings(**overrides)

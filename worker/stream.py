@@ -1,0 +1,236 @@
+"""The batch step of the stream worker, free of Faust so it can be tested alone.
+
+For each input: decide or dead-letter it, publish exactly one output, wait
+until the broker has acknowledged every output of the batch, and only then
+let the batch be acknowledged (Faust commits acknowledged offsets). A failed
+send is retried with backoff, never dropped: an exception escaping a Faust
+agent would acknowledge the batch and lose it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from claims_contracts.v1 import SourcePosition
+from worker import audit
+from worker.metrics import Metrics
+from worker.processor import DeadLettered, Decided, Processor, Redelivered
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One input message and where it came from."""
+
+    value: bytes
+    key: bytes | None
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Where outputs go."""
+
+    adjudicated: str
+    pended: str
+    dead_letter: str
+
+
+class Publisher(Protocol):
+    """Sends one message; the returned awaitable completes when the broker acknowledges it."""
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+        """Enqueue a message and return its delivery future."""
+        ...
+
+
+class PartitionScope(Protocol):
+    """Tells the claim history which input partition the current claim came from."""
+
+    partition: int
+
+
+@dataclass
+class _Pending:
+    incoming: Incoming
+    topic: str
+    key: bytes | None
+    payload: bytes
+    result: Decided | DeadLettered
+    taken: float
+
+
+class StreamHandler:
+    """Decides batches of claim events and publishes one output per input."""
+
+    def __init__(
+        self,
+        processor: Processor,
+        publisher: Publisher,
+        topics: Topics,
+        metrics: Metrics,
+        *,
+        scope: PartitionScope | None = None,
+        on_progress: Callable[[Incoming], None] | None = None,
+        retry_initial: float = 0.1,
+        retry_max: float = 10.0,
+    ) -> None:
+        self.processor = processor
+        self.publisher = publisher
+        self.topics = topics
+        self.metrics = metrics
+        self.scope = scope
+        self.on_progress = on_progress
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.send_failures = 0
+        """Consecutive failed send rounds; non-zero means the worker is cut off."""
+
+    async def handle_batch(self, batch: Sequence[Incoming]) -> None:
+        """Decide and publish a batch; return only when every output is acknowledged."""
+        pending: list[_Pending] = []
+        # Event ids decided in this batch: "emitted" is only recorded after delivery, so a
+        # redelivery inside the same batch is caught here.
+        in_batch: set[str] = set()
+        for incoming in batch:
+            taken = time.perf_counter()
+            self.metrics.events_in.labels(incoming.topic).inc()
+            if self.scope is not None:
+                self.scope.partition = incoming.partition
+            result = self.processor.process(incoming.value, _position(incoming))
+            if isinstance(result, Redelivered) or (isinstance(result, Decided) and result.claim.event_id in in_batch):
+                self.metrics.redelivered.inc()
+                continue
+            key: bytes | None
+            if isinstance(result, Decided):
+                in_batch.add(result.claim.event_id)
+                # Remember the lines now so a duplicate later in this batch is seen;
+                # "already emitted" is only recorded after delivery (below).
+                self.processor.remember(result)
+                topic = self.topics.pended if result.decision.pended else self.topics.adjudicated
+                payload = result.event.model_dump_json().encode()
+                key = incoming.key if incoming.key is not None else result.event.claim_id.encode()
+            else:
+                topic = self.topics.dead_letter
+                payload = result.record.model_dump_json().encode()
+                key = incoming.key
+            pending.append(_Pending(incoming, topic, key, payload, result, taken))
+        await self._deliver(pending)
+        for item in pending:
+            self._after_delivery(item)
+
+    async def _deliver(self, pending: list[_Pending]) -> None:
+        remaining = pending
+        delay = self.retry_initial
+        while remaining:
+            futures = []
+            for item in remaining:
+                try:
+                    futures.append(await self.publisher.send(item.topic, item.key, item.payload))
+                except Exception as error:
+                    futures.append(_failed(error))
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            failed = [
+                item for item, outcome in zip(remaining, outcomes, strict=True) if isinstance(outcome, BaseException)
+            ]
+            if not failed:
+                self.send_failures = 0
+                return
+            self.send_failures += 1
+            first = next(o for o in outcomes if isinstance(o, BaseException))
+            audit.lifecycle("worker.send_failed", events=len(failed), error=type(first).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.retry_max)
+            remaining = failed
+
+    def _after_delivery(self, item: _Pending) -> None:
+        source = {
+            "source_topic": item.incoming.topic,
+            "source_partition": item.incoming.partition,
+            "source_offset": item.incoming.offset,
+        }
+        if self.scope is not None:
+            self.scope.partition = item.incoming.partition
+        result = item.result
+        if isinstance(result, Decided):
+            self.processor.history.mark_emitted(result.claim.event_id, result.decision.event_id)
+            self.metrics.decisions.labels(result.event.event_type).inc()
+            for line in result.event.lines:
+                self.metrics.line_outcomes.labels(line.outcome.value, line.rule).inc()
+            now = time.perf_counter()
+            self.metrics.latency.observe(now - item.taken)
+            audit.record_decision(result, source=source, output_topic=item.topic, started=item.taken, now=now)
+        else:
+            self.metrics.dead_letters.labels(result.record.kind.value).inc()
+            audit.record_dead_letter(result, source=source, output_topic=item.topic)
+        if self.on_progress is not None:
+            self.on_progress(item.incoming)
+
+
+def _position(incoming: Incoming) -> SourcePosition:
+    return SourcePosition(
+        topic=incoming.topic,
+        partition=incoming.partition,
+        offset=incoming.offset,
+        key_b64=base64.b64encode(incoming.key).decode("ascii") if incoming.key is not None else None,
+    )
+
+
+async def _failed(error: BaseException) -> Any:
+    raise error
+
+
+class TableView(MutableMapping[str, Any]):
+    """A Faust table seen as a mapping whose changelog partition is the input's.
+
+    Faust picks a table's changelog partition from the event being iterated; a
+    batch has many events, so the partition is set explicitly (`partition`) for
+    each claim. State written while processing partition P lives in changelog P
+    and is recovered by whichever worker owns P.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.partition = 0
+
+    def __getitem__(self, key: str) -> Any:
+        return self.table.data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.table.data[key] = value
+        self.table.send_changelog(self.partition, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        del self.table.data[key]
+        self.table.send_changelog(self.partition, key, None, value_serializer="raw")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table.data)
+
+    def __len__(self) -> int:
+        return len(self.table.data)
+
+
+class SharedScope:
+    """Sets the partition of several table views at once."""
+
+    def __init__(self, *views: TableView) -> None:
+        self.views = views
+        self._partition = 0
+
+    @property
+    def partition(self) -> int:
+        """The input partition of the claim being handled."""
+        return self._partition
+
+    @partition.setter
+    def partition(self, value: int) -> None:
+        self._partition = value
+        for view in self.views:
+            view.partition = value
