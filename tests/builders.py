@@ -62,6 +62,7 @@ def claim_event(
     prior_authorizations: list[dict[str, Any]] | None = None,
     event_id: str | None = None,
     claim_id: str = "CLM-TEST-1",
+    member_id: str | None = None,
     **claim_fields: Any,
 ) -> dict[str, Any]:
     """A valid v1 claim event: a commercial professional ketamine claim for chronic pain by default."""
@@ -75,7 +76,8 @@ def claim_event(
             "frequency_code": "1",
             "received_date": "2025-09-02",
             "member": {
-                "member_id": "M0001234",
+                # One member per claim unless told: identical lines of one member are duplicates.
+                "member_id": member_id or f"M-{claim_id}",
                 "line_of_business": line_of_business,
                 "first_name": "Pat",
                 "last_name": "Example",

@@ -43,6 +43,8 @@ class Runtime:
 
     metrics: Metrics
     handler: StreamHandler | None = None
+    agent: Any = None
+    """The adjudication agent (component tests drive it with `test_context()`)."""
     assigned: set[tuple[str, int]] = field(default_factory=set)
     joined: bool = False
     last_offsets: dict[int, int] = field(default_factory=dict)
@@ -135,6 +137,8 @@ def build_app(settings: Settings) -> tuple[faust.App, Runtime]:
                     for event in events
                 ]
             )
+
+    runtime.agent = adjudicate
 
     @app.page("/healthz")
     async def healthz(web_view: Any, request: Any) -> Any:

@@ -1,18 +1,34 @@
-"""`make demo`: the bundled sample claims, decided and shown as a table.
+"""`make demo`: the whole path on a real broker, end to end.
 
-Runs the same `Processor` the stream worker runs. (The Kafka round trip joins
-this demo with the stream worker.)
+Starts the embedded broker (or uses `KAFKA_BOOTSTRAP_SERVERS`), creates the
+topics, publishes the bundled sample claims (one per rule, plus unreadable
+ones), runs the worker as a separate process, reads every output back, prints
+a table, and stops everything. Topic names carry a run id, so a demo against a
+shared cluster touches nothing else.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
+import time
+import uuid
 from collections.abc import Iterable
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
-from claims_contracts.v1 import SourcePosition
-from worker.policy_files import load_policy_book
-from worker.processor import DeadLettered, Decided, Processed, Processor
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from worker import topics
+from worker.devbroker import start_broker
+from worker.settings import Settings
 
 
 def sample_claims() -> list[bytes]:
@@ -21,31 +37,160 @@ def sample_claims() -> list[bytes]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def table(results: Iterable[Processed]) -> str:
-    """Render results as a fixed-width table: claim, line, outcome, rule, codes."""
+def table(outputs: Iterable[dict[str, Any]]) -> str:
+    """Render output events as a fixed-width table: claim, line, outcome, rule, codes."""
     rows = [("claim", "line", "outcome", "rule", "codes")]
-    for result in results:
-        if isinstance(result, Decided):
-            for line in result.event.lines:
-                codes = " ".join(
-                    [*(f"CARC {c}" for c in line.carc), *(f"RARC {c}" for c in line.rarc)]
-                    + [f"NCPDP {c}" for c in line.ncpdp_reject]
-                )
-                rows.append((result.event.claim_id, str(line.line_number), line.outcome.value, line.rule, codes))
-        elif isinstance(result, DeadLettered):
-            rows.append(("(unreadable)", "-", "dead-letter", result.record.kind.value, result.record.reason[:60]))
+    for output in sorted(outputs, key=lambda o: (o.get("claim_id") or "~", o.get("kind") or "")):
+        if output["event_type"] == "claim.dead_lettered":
+            rows.append(("(unreadable)", "-", "dead-letter", output["kind"], output["reason"][:60]))
+            continue
+        for line in output["lines"]:
+            codes = [f"CARC {c}" for c in line["carc"]] + [f"RARC {c}" for c in line["rarc"]]
+            codes += [f"NCPDP {c}" for c in line["ncpdp_reject"]]
+            rows.append((output["claim_id"], str(line["line_number"]), line["outcome"], line["rule"], " ".join(codes)))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines) + "\n"
+    text = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    text.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(text) + "\n"
+
+
+class Progress:
+    """A bar on a terminal, plain lines elsewhere."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total, self.label = total, label
+        self.tty = sys.stderr.isatty()
+        self.last_printed = -1
+
+    def update(self, done: int) -> None:
+        """Show how many of the total are done."""
+        if self.tty:
+            filled = int(30 * done / max(self.total, 1))
+            sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total}")
+            if done >= self.total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+        elif done != self.last_printed and (done >= self.total or done - self.last_printed >= 10):
+            print(f"{self.label}: {done}/{self.total}", file=sys.stderr)
+        self.last_printed = done
+
+
+async def _publish(settings: Settings, claims: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.broker_list)
+    await producer.start()
+    try:
+        futures = []
+        for raw in claims:
+            try:
+                key = json.loads(raw)["claim"]["claim_id"].encode()
+            except (ValueError, KeyError, TypeError):
+                key = None
+            futures.append(await producer.send(settings.input_topic, raw, key=key))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def _collect(
+    settings: Settings, expected: int, timeout: float, worker: subprocess.Popen[bytes]
+) -> list[dict[str, Any]]:
+    consumer = AIOKafkaConsumer(
+        settings.adjudicated_topic,
+        settings.pended_topic,
+        settings.dead_letter_topic,
+        bootstrap_servers=settings.broker_list,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    progress = Progress(expected, "decisions")
+    outputs: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        progress.update(0)
+        while len(outputs) < expected and time.monotonic() < deadline and worker.poll() is None:
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                outputs.extend(json.loads(m.value) for m in messages if m.value is not None)
+            progress.update(len(outputs))
+    finally:
+        await consumer.stop()
+    return outputs
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def main() -> int:
-    """Decide the sample claims and print the table."""
-    processor = Processor(load_policy_book())
-    results = [processor.process(raw, SourcePosition(file_line=n)) for n, raw in enumerate(sample_claims(), start=1)]
-    sys.stdout.write(table(results))
-    return 0
+    """Run the demo; return 0 when every sample claim got exactly one output."""
+    claims = sample_claims()
+    print("starting a broker ...", file=sys.stderr)
+    broker = start_broker()
+    run_id = uuid.uuid4().hex[:8]
+    settings = Settings(
+        bootstrap_servers=broker.bootstrap_servers,
+        group_id=f"demo-{run_id}",
+        input_topic=f"demo-{run_id}.claims.submitted",
+        adjudicated_topic=f"demo-{run_id}.claims.adjudicated",
+        pended_topic=f"demo-{run_id}.claims.pended",
+        dead_letter_topic=f"demo-{run_id}.claims.dead-letter",
+        partitions=3,
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="claims-demo-"))
+    audit_log = workdir / "audit.log"
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        print(f"broker: {broker.kind} at {broker.bootstrap_servers}", file=sys.stderr)
+        asyncio.run(topics.ensure(settings))
+        asyncio.run(_publish(settings, claims))
+        print(f"published {len(claims)} claim events to {settings.input_topic}", file=sys.stderr)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMS_")}
+        env.update(
+            {
+                "CLAIMS_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+                "CLAIMS_GROUP_ID": settings.group_id,
+                "CLAIMS_INPUT_TOPIC": settings.input_topic,
+                "CLAIMS_ADJUDICATED_TOPIC": settings.adjudicated_topic,
+                "CLAIMS_PENDED_TOPIC": settings.pended_topic,
+                "CLAIMS_DEAD_LETTER_TOPIC": settings.dead_letter_topic,
+                "CLAIMS_PARTITIONS": str(settings.partitions),
+                "CLAIMS_WEB_PORT": str(_free_port()),
+                "CLAIMS_WEB_HOST": "127.0.0.1",
+                "CLAIMS_SESSION_TIMEOUT_SECONDS": "6",
+                "CLAIMS_HEARTBEAT_INTERVAL_SECONDS": "1",
+                "CLAIMS_REBALANCE_TIMEOUT_SECONDS": "6",
+                "CLAIMS_AUDIT_LOG": str(audit_log),
+            }
+        )
+        with (workdir / "worker.stderr").open("wb") as stderr:
+            worker = subprocess.Popen([sys.executable, "-m", "worker", "run"], env=env, stderr=stderr)  # noqa: S603
+        print("worker started; waiting for decisions ...", file=sys.stderr)
+        outputs = asyncio.run(_collect(settings, len(claims), 120.0, worker))
+        if worker.poll() is not None:
+            print(f"the worker stopped early (status {worker.returncode}):", file=sys.stderr)
+            sys.stderr.write((workdir / "worker.stderr").read_text()[-2000:])
+        sys.stdout.write(table(outputs))
+        counts = {
+            kind: sum(1 for o in outputs if o["event_type"] == kind)
+            for kind in ("claim.adjudicated", "claim.pended", "claim.dead_lettered")
+        }
+        print(
+            f"\n{len(claims)} claim events in, {len(outputs)} outputs: {counts['claim.adjudicated']} adjudicated, "
+            f"{counts['claim.pended']} pended, {counts['claim.dead_lettered']} dead-lettered. Audit log: {audit_log}"
+        )
+        return 0 if len(outputs) == len(claims) else 1
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        broker.stop()
+        print("stopped worker and broker", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     )
 
     web_host: str = Field(default="0.0.0.0", description="Address of the health and metrics server.")  # noqa: S104
-    web_port: int = Field(default=6066, ge=1, le=65535, description="Port of the health and metrics server.")
+    web_port: int = Field(
+        default=6066, ge=0, le=65535, description="Port of the health and metrics server (0: any free port)."
+    )
     audit_log: str = Field(default="-", description="Audit log file, or - for stdout.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -472,7 +472,9 @@ class TestClaimHistory:
         return outputs
 
     def test_a_repeat_under_a_new_claim_id_is_denied_with_carc_18(self, processor: Processor) -> None:
-        _, repeat = self.decide_in_order(processor, claim_event(claim_id="A"), claim_event(claim_id="B"))
+        _, repeat = self.decide_in_order(
+            processor, claim_event(claim_id="A", member_id="M1"), claim_event(claim_id="B", member_id="M1")
+        )
         line = repeat.lines[0]
         assert (line.outcome.value, line.rule, line.carc, line.group_code) == (
             "denied",
@@ -485,22 +487,29 @@ class TestClaimHistory:
     def test_units_written_differently_are_still_the_same_line(self, processor: Processor) -> None:
         _, repeat = self.decide_in_order(
             processor,
-            claim_event(claim_id="A", lines=[ketamine_line(units="1", charge_amount="350.00")]),
-            claim_event(claim_id="B", lines=[ketamine_line(units="1.000", charge_amount="350.0")]),
+            claim_event(claim_id="A", member_id="M1", lines=[ketamine_line(units="1", charge_amount="350.00")]),
+            claim_event(claim_id="B", member_id="M1", lines=[ketamine_line(units="1.000", charge_amount="350.0")]),
         )
         assert repeat.lines[0].rule == "claim.duplicate"
 
     def test_a_series_on_different_dates_is_not_a_duplicate(self, processor: Processor) -> None:
         _, second = self.decide_in_order(
             processor,
-            claim_event(claim_id="A"),
-            claim_event(claim_id="B", lines=[ketamine_line(service_date="2025-09-02")], received_date="2025-09-03"),
+            claim_event(claim_id="A", member_id="M1"),
+            claim_event(
+                claim_id="B",
+                member_id="M1",
+                lines=[ketamine_line(service_date="2025-09-02")],
+                received_date="2025-09-03",
+            ),
         )
         assert second.lines[0].rule == "criteria.chronic_pain"
 
     def test_a_replacement_is_not_a_duplicate_and_names_what_it_supersedes(self, processor: Processor) -> None:
         original, replacement = self.decide_in_order(
-            processor, claim_event(claim_id="A"), claim_event(claim_id="A2", frequency_code="7", original_claim_id="A")
+            processor,
+            claim_event(claim_id="A", member_id="M1"),
+            claim_event(claim_id="A2", member_id="M1", frequency_code="7", original_claim_id="A"),
         )
         assert replacement.lines[0].rule == "criteria.chronic_pain"
         assert (replacement.replaces_claim_id, replacement.supersedes_event_id) == ("A", original.event_id)
@@ -508,9 +517,9 @@ class TestClaimHistory:
     def test_a_void_reverses_the_original_and_frees_its_lines(self, processor: Processor) -> None:
         original, void, again = self.decide_in_order(
             processor,
-            claim_event(claim_id="A"),
-            claim_event(claim_id="A-VOID", frequency_code="8", original_claim_id="A"),
-            claim_event(claim_id="C"),
+            claim_event(claim_id="A", member_id="M1"),
+            claim_event(claim_id="A-VOID", member_id="M1", frequency_code="8", original_claim_id="A"),
+            claim_event(claim_id="C", member_id="M1"),
         )
         assert (void.voids_claim_id, void.supersedes_event_id) == ("A", original.event_id)
         assert again.lines[0].rule == "criteria.chronic_pain"

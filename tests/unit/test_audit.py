@@ -1,0 +1,34 @@
+"""The audit log's allow-list: keys not listed never reach a line."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+from worker import audit
+
+
+def test_keys_outside_the_allow_list_are_dropped() -> None:
+    stream = io.StringIO()
+    audit.configure(stream)
+    audit.lifecycle("worker.starting", group_id="g", first_name="Pat", birth_date="1980-04-02", drug_description="x")
+    line = json.loads(stream.getvalue())
+    assert line["event"] == "worker.starting"
+    assert line["group_id"] == "g"
+    assert not {"first_name", "birth_date", "drug_description"} & set(line)
+
+
+def test_nested_lines_keep_only_their_allowed_keys() -> None:
+    stream = io.StringIO()
+    audit.configure(stream)
+    audit.lifecycle("x", lines=[{"line_number": 1, "rule": "r", "drug_description": "ketamine 100 mg/mL"}])
+    assert json.loads(stream.getvalue())["lines"] == [{"line_number": 1, "rule": "r"}]
+
+
+def test_library_logs_are_json_lines_through_the_same_filter() -> None:
+    stream = io.StringIO()
+    audit.configure(stream)
+    logging.getLogger("faust.test").warning("something happened")
+    line = json.loads(stream.getvalue())
+    assert (line["event"], line["logger"], line["level"]) == ("something happened", "faust.test", "warning")
