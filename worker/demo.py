@@ -165,7 +165,7 @@ def main() -> int:
             }
         )
         with (workdir / "worker.stderr").open("wb") as stderr:
-            worker = subprocess.Popen([sys.executable, "-m", "worker", "run"], env=env, stderr=stderr)  # noqa: S603
+            worker = subprocess.Popen([sys.executable, "-m", "worker", "run"], env=env, stderr=stderr)
         print("worker started; waiting for decisions ...", file=sys.stderr)
         outputs = asyncio.run(_collect(settings, len(claims), 120.0, worker))
         if worker.poll() is not None:
