@@ -150,7 +150,7 @@ def decision_fields(decided: Decided) -> dict[str, Any]:
         "output_event_id": str(event.event_id),
         "policy_id": event.policy.policy_id,
         "policy_versions": event.policy.versions,
-        "pinned": event.policy.pinned,
+        "pinned": decided.decision.pinned,
         "outcome": event.event_type,
         "queue": getattr(event, "queue", None),
         "replaces_claim_id": event.replaces_claim_id,

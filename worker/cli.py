@@ -151,10 +151,101 @@ def cmd_topics(args: argparse.Namespace) -> int:
     settings = _settings()
     try:
         result = asyncio.run(topics.ensure(settings))
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - one clear line, whatever the admin client raised
         _fail(EXIT_INPUT, f"topics: {type(error).__name__}: {error}")
     for name, state in result.items():
         print(f"{state:8} {name}")
+    return 0
+
+
+def _parse_time(text: str) -> int:
+    from datetime import datetime
+
+    from worker.replay import to_ms
+
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(EXIT_INPUT, f"not an ISO 8601 time: {text!r}")
+    if moment.tzinfo is None:
+        _fail(EXIT_INPUT, f"give the time with a zone (e.g. {text}Z): {text!r}")
+    return to_ms(moment)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Re-adjudicate a range of a claims topic (or an export) into a topic or file, and compare."""
+    import asyncio
+    import json
+
+    from worker.comparison import compare, load_recorded, markdown
+    from worker.replay import Replayer, ReplayPlan, new_run_id
+
+    settings = _settings()
+    if args.resume:
+        state_path = Path(args.resume)
+        try:
+            plan = ReplayPlan.load(state_path)
+        except (OSError, ValueError, TypeError) as error:
+            _fail(EXIT_INPUT, f"cannot resume from {state_path}: {error}")
+        if plan.finished:
+            print(f"replay {plan.run_id} had finished; nothing to resume", file=sys.stderr)
+            return 0
+    else:
+        if args.from_file and (args.start_time or args.end_time or args.partitions):
+            _fail(EXIT_INPUT, "--start-time, --end-time and --partitions apply to a topic, not --from-file")
+        run_id = args.run_id or new_run_id()
+        plan = ReplayPlan(
+            run_id=run_id,
+            bootstrap_servers=settings.bootstrap_servers,
+            source_topic=None if args.from_file else (args.topic or settings.input_topic),
+            source_file=args.from_file,
+            partitions=[int(p) for p in args.partitions.split(",")] if args.partitions else None,
+            start_offset=args.start_offset,
+            end_offset=args.end_offset,
+            start_time_ms=_parse_time(args.start_time) if args.start_time else None,
+            end_time_ms=_parse_time(args.end_time) if args.end_time else None,
+            policy_version=args.policy_version,
+            policy_dir=args.policy_dir,
+            output_topic=None if args.output_file else (args.output_topic or f"claims.replay.{run_id}"),
+            output_file=args.output_file,
+        )
+        report_dir = Path(args.report_dir or f"replay-{run_id}")
+        report_dir.mkdir(parents=True, exist_ok=True)
+        state_path = report_dir / "state.json"
+    policies = _policies(plan.policy_dir)
+    if plan.policy_version is not None:
+        try:
+            policies.version(plan.policy_version)
+        except KeyError as error:
+            _fail(EXIT_CONFIG, str(error.args[0]))
+    replayer = Replayer(plan, policies, state_path=state_path)
+    try:
+        result = asyncio.run(replayer.run())
+    except (OSError, RuntimeError) as error:
+        _fail(EXIT_INPUT, f"replay: {error}")
+    except Exception as error:  # noqa: BLE001 - broker errors become one line, not a traceback
+        _fail(EXIT_INPUT, f"replay: {type(error).__name__}: {error}")
+    where = plan.output_file or plan.output_topic
+    print(
+        f"replay {plan.run_id}: {result.processed} events read, {result.outputs} outputs "
+        f"({result.dead_letters} dead letters) to {where}; seek: {result.seek_method}",
+        file=sys.stderr,
+    )
+    if result.stopped_early:
+        print(
+            f"stopped at {plan.next_offsets}; resume with: claims-worker replay --resume {state_path}", file=sys.stderr
+        )
+        return 130
+    if args.compare_with:
+        try:
+            recorded = load_recorded(args.compare_with, [s.strip() for s in settings.bootstrap_servers.split(",")])
+        except (OSError, RuntimeError, ValueError) as error:
+            _fail(EXIT_INPUT, f"compare: {error}")
+        report = {"run_id": plan.run_id, "policy_version": plan.policy_version, **compare(result.summaries, recorded)}
+        (state_path.parent / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        summary = markdown(report, title=f"Replay {plan.run_id} compared with {', '.join(args.compare_with)}")
+        (state_path.parent / "report.md").write_text(summary)
+        sys.stdout.write(summary)
     return 0
 
 
@@ -189,6 +280,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the stream worker (settings from CLAIMS_* variables)")
     run.set_defaults(handler=cmd_run)
+
+    replay = commands.add_parser("replay", help="re-adjudicate a range of history into a topic or file")
+    source = replay.add_mutually_exclusive_group()
+    source.add_argument("--topic", help="claims topic to read (default: the input topic setting)")
+    source.add_argument("--from-file", help="read a JSON-lines export of claim events instead of a topic")
+    replay.add_argument("--partitions", help="comma-separated partitions (default: all)")
+    start = replay.add_mutually_exclusive_group()
+    start.add_argument("--start-offset", type=int, help="first offset (line, for a file) to read")
+    start.add_argument("--start-time", help="first record time, ISO 8601 with zone")
+    end = replay.add_mutually_exclusive_group()
+    end.add_argument("--end-offset", type=int, help="stop before this offset (default: end offsets at start)")
+    end.add_argument("--end-time", help="last record time, ISO 8601 with zone (inclusive)")
+    output = replay.add_mutually_exclusive_group()
+    output.add_argument("--output-topic", help="topic for the outputs (default: claims.replay.<run-id>)")
+    output.add_argument("--output-file", help="JSON-lines file for the outputs")
+    replay.add_argument("--compare-with", action="append", help="recorded outputs: a topic or a file (repeatable)")
+    replay.add_argument("--report-dir", help="where state.json and the reports go (default: replay-<run-id>)")
+    replay.add_argument("--run-id", help="name of this run (default: time and a random suffix)")
+    replay.add_argument("--resume", help="resume a stopped replay from its state.json")
+    policy_options(replay)
+    replay.set_defaults(handler=cmd_replay)
 
     topics = commands.add_parser("topics", help="manage the worker's topics")
     topics_commands = topics.add_subparsers(dest="topics_command", required=True)

@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from worker import topics
 from worker.devbroker import start_broker
+from worker.progress import Progress
 from worker.settings import Settings
 
 
@@ -52,27 +53,6 @@ def table(outputs: Iterable[dict[str, Any]]) -> str:
     text = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     text.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(text) + "\n"
-
-
-class Progress:
-    """A bar on a terminal, plain lines elsewhere."""
-
-    def __init__(self, total: int, label: str) -> None:
-        self.total, self.label = total, label
-        self.tty = sys.stderr.isatty()
-        self.last_printed = -1
-
-    def update(self, done: int) -> None:
-        """Show how many of the total are done."""
-        if self.tty:
-            filled = int(30 * done / max(self.total, 1))
-            sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total}")
-            if done >= self.total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-        elif done != self.last_printed and (done >= self.total or done - self.last_printed >= 10):
-            print(f"{self.label}: {done}/{self.total}", file=sys.stderr)
-        self.last_printed = done
 
 
 async def _publish(settings: Settings, claims: list[bytes]) -> None:
@@ -103,7 +83,7 @@ async def _collect(
         group_id=None,
     )
     await consumer.start()
-    progress = Progress(expected, "decisions")
+    progress = Progress(expected, "decisions", every_seconds=1.0)
     outputs: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     try:

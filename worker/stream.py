@@ -133,7 +133,7 @@ class StreamHandler:
             for item in remaining:
                 try:
                     futures.append(await self.publisher.send(item.topic, item.key, item.payload))
-                except Exception as error:
+                except Exception as error:  # noqa: BLE001 - any send failure is retried, never dropped
                     futures.append(_failed(error))
             outcomes = await asyncio.gather(*futures, return_exceptions=True)
             failed = [

@@ -98,9 +98,9 @@ def event_from_decision(
         "replaces_claim_id": decision.replaces_claim_id,
         "voids_claim_id": decision.voids_claim_id,
         "supersedes_event_id": supersedes_event_id,
-        "policy": PolicyReference(
-            policy_id=decision.policy_id, versions=list(decision.policy_versions), pinned=decision.pinned
-        ),
+        # Whether a replay pinned the version is the run's fact (its state and report), not the
+        # decision's: a pinned replay under the version in force reproduces the live body exactly.
+        "policy": PolicyReference(policy_id=decision.policy_id, versions=list(decision.policy_versions)),
         "decided_at": decided_at,
         "lines": [
             LineResult(

@@ -81,7 +81,6 @@ class PolicyReference(OutboundModel):
 
     policy_id: str = Field(description="Policy identifier, e.g. MB2300.")
     versions: list[str] = Field(description="Versions applied to the claim's lines, in ascending order.")
-    pinned: bool = Field(default=False, description="True when a replay pinned the version (what-if).")
 
 
 class LineResult(OutboundModel):

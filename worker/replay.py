@@ -1,0 +1,521 @@
+"""Replay: re-adjudicate a bounded range of history without touching the live worker.
+
+A replay reads a claims topic (or a JSON-lines export) with its own consumer that
+has no group and commits nothing, decides every event with the current or a
+pinned policy version, and writes the outputs to a topic of its own or to a
+file. It does not need Faust's per-event machinery: a plain consumer, the same
+`Processor` as the live worker, and a batching producer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from claims_contracts.v1 import SourcePosition
+from worker.adjudication import PolicyBook
+from worker.processor import DeadLettered, Decided, Processor
+from worker.progress import Progress
+
+BATCH_RECORDS = 2000
+
+
+@dataclass
+class ReplayPlan:
+    """What to replay and where to; saved in the state file so a stopped run can resume."""
+
+    run_id: str
+    bootstrap_servers: str | None
+    source_topic: str | None = None
+    source_file: str | None = None
+    partitions: list[int] | None = None
+    start_offset: int | None = None
+    end_offset: int | None = None
+    start_time_ms: int | None = None
+    end_time_ms: int | None = None
+    policy_version: str | None = None
+    policy_dir: str | None = None
+    output_topic: str | None = None
+    output_file: str | None = None
+    next_offsets: dict[str, int] = field(default_factory=dict)
+    """Resume point: partition (or "file") -> next offset (or line) to read."""
+    end_offsets: dict[str, int] = field(default_factory=dict)
+    """Upper bounds (exclusive), captured when the run started."""
+    processed: int = 0
+    finished: bool = False
+
+    def save(self, path: Path) -> None:
+        """Write the plan and progress atomically."""
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> ReplayPlan:
+        """Read a saved plan."""
+        return cls(**json.loads(path.read_text()))
+
+
+def new_run_id() -> str:
+    """A short, sortable run id: UTC time and a random suffix."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+def to_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch of an aware datetime."""
+    return int(moment.timestamp() * 1000)
+
+
+# --- seeking by time ----------------------------------------------------------------------------
+
+
+class OffsetsConsumer(Protocol):
+    """The part of the consumer that seeking by time needs."""
+
+    async def offsets_for_times(self, timestamps: dict[TopicPartition, int]) -> dict[TopicPartition, Any]:
+        """The broker's offset-for-time lookup."""
+        ...
+
+
+async def offsets_for_time(
+    consumer: OffsetsConsumer,
+    tps: Iterable[TopicPartition],
+    when_ms: int,
+    *,
+    bounds: dict[TopicPartition, tuple[int, int]],
+    scan: Callable[[TopicPartition, int, int, int], Awaitable[int]],
+    timestamp_at: Callable[[TopicPartition, int], Awaitable[int | None]],
+) -> tuple[dict[TopicPartition, int], str]:
+    """The first offset of each partition whose record timestamp is at or after `when_ms`.
+
+    Asks the broker first (ListOffsets by timestamp), then checks its answer against
+    the records: the record at the answer must be at or after the time and the one
+    before it earlier (an empty answer: the last record must be earlier). Where the
+    answer fails the check (the embedded broker answers offset 0 whatever is asked),
+    the records' timestamps are scanned instead.
+
+    Returns:
+        The offsets, and which method found them: "broker" or "scan".
+    """
+    wanted = list(tps)
+    try:
+        answer = await consumer.offsets_for_times(dict.fromkeys(wanted, when_ms))
+    except Exception:  # noqa: BLE001 - an unsupported lookup falls back to scanning
+        answer = None
+    if answer is not None:
+        found: dict[TopicPartition, int] = {}
+        for tp in wanted:
+            begin, end = bounds[tp]
+            entry = answer.get(tp)
+            offset = end if entry is None else int(entry.offset)
+            if await _answer_holds(tp, offset, when_ms, begin, end, timestamp_at):
+                found[tp] = offset
+        if len(found) == len(wanted):
+            return found, "broker"
+    scanned = {}
+    for tp in wanted:
+        begin, end = bounds[tp]
+        scanned[tp] = await scan(tp, when_ms, begin, end)
+    return scanned, "scan"
+
+
+async def _answer_holds(
+    tp: TopicPartition,
+    offset: int,
+    when_ms: int,
+    begin: int,
+    end: int,
+    timestamp_at: Callable[[TopicPartition, int], Awaitable[int | None]],
+) -> bool:
+    if not begin <= offset <= end:
+        return False
+    if offset < end:
+        at = await timestamp_at(tp, offset)
+        if at is None or at < when_ms:
+            return False
+    if offset > begin:
+        before = await timestamp_at(tp, offset - 1)
+        if before is None or before >= when_ms:
+            return False
+    return True
+
+
+async def timestamp_at(servers: list[str], tp: TopicPartition, offset: int) -> int | None:
+    """The timestamp of the record at an offset, or None when there is none."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, offset)
+        for _ in range(3):
+            batch = await consumer.getmany(tp, timeout_ms=1000, max_records=1)
+            for message in batch.get(tp, []):
+                return int(message.timestamp) if message.offset == offset else None
+        return None
+    finally:
+        await consumer.stop()
+
+
+async def scan_for_time(servers: list[str], tp: TopicPartition, when_ms: int, begin: int, end: int) -> int:
+    """Read a partition from `begin` to the first record with a timestamp at or after `when_ms`.
+
+    Linear, because CreateTime need not be monotonic within a partition: this is the
+    same answer Kafka's own lookup gives (the earliest offset at or after the time).
+    """
+    if begin >= end:
+        return end
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, begin)
+        while True:
+            batch = await consumer.getmany(tp, timeout_ms=1000, max_records=BATCH_RECORDS)
+            for message in batch.get(tp, []):
+                if message.offset >= end:
+                    return end
+                if message.timestamp >= when_ms:
+                    return int(message.offset)
+            if not batch and await consumer.position(tp) >= end:
+                return end
+    finally:
+        await consumer.stop()
+
+
+async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """The end offset (exclusive) of each partition, checked against the fetch high watermark.
+
+    Kafka answers ListOffsets(latest) with the high watermark; the embedded broker
+    answers it wrongly (1 for a partition of 1,000 records), while its fetch responses
+    carry the right high watermark. Taking the larger of the two is right for both.
+    Moves the consumer's positions: seek afterwards.
+    """
+    listed = await consumer.end_offsets(tps)
+    begin = await consumer.beginning_offsets(tps)
+    nonempty = [tp for tp in tps if listed[tp] > begin[tp]]
+    for tp in nonempty:
+        consumer.seek(tp, max(listed[tp] - 1, begin[tp]))
+    for _ in range(5):
+        if all(consumer.highwater(tp) is not None for tp in nonempty):
+            break
+        await consumer.getmany(*nonempty, timeout_ms=500, max_records=1)
+    return {tp: max(listed[tp], consumer.highwater(tp) or 0) for tp in tps}
+
+
+# --- sinks --------------------------------------------------------------------------------------
+
+
+class Sink(Protocol):
+    """Where replay outputs go."""
+
+    async def write(self, items: list[tuple[bytes | None, bytes]]) -> None:
+        """Write (key, value) pairs; return when they are durable."""
+        ...
+
+    async def close(self) -> None:
+        """Flush and release."""
+        ...
+
+
+class TopicSink:
+    """Writes outputs to a topic of the replay's own."""
+
+    def __init__(self, servers: list[str], topic: str) -> None:
+        self.topic = topic
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=servers, linger_ms=20, max_batch_size=1024 * 1024, max_request_size=3 * 1024 * 1024
+        )
+
+    async def start(self) -> None:
+        """Connect the producer."""
+        await self.producer.start()
+
+    async def write(self, items: list[tuple[bytes | None, bytes]]) -> None:
+        """Send and wait for every acknowledgement."""
+        futures = [await self.producer.send(self.topic, value, key=key) for key, value in items]
+        await asyncio.gather(*futures)
+
+    async def close(self) -> None:
+        """Flush and stop the producer."""
+        await self.producer.stop()
+
+
+class FileSink:
+    """Appends outputs as JSON lines to a file."""
+
+    def __init__(self, path: Path) -> None:
+        self.handle = path.open("ab")
+
+    async def write(self, items: list[tuple[bytes | None, bytes]]) -> None:
+        """Append and flush."""
+        self.handle.write(b"".join(value + b"\n" for _, value in items))
+        self.handle.flush()
+
+    async def close(self) -> None:
+        """Close the file."""
+        self.handle.close()
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReplayResult:
+    """How a replay ended."""
+
+    plan: ReplayPlan
+    processed: int
+    outputs: int
+    dead_letters: int
+    seek_method: str
+    stopped_early: bool
+    summaries: dict[str, dict[str, Any]]
+    """source_event_id -> what was decided (for the comparison report)."""
+
+
+def summarize(output: dict[str, Any]) -> dict[str, Any]:
+    """The part of an output event a comparison needs (small, to bound memory)."""
+    return {
+        "claim_id": output.get("claim_id"),
+        "event_id": output.get("event_id"),
+        "event_type": output.get("event_type"),
+        "lines": {str(line["line_number"]): f"{line['outcome']}:{line['rule']}" for line in output.get("lines", [])},
+        "body": json.dumps({k: v for k, v in output.items() if k != "decided_at"}, sort_keys=True),
+    }
+
+
+class Replayer:
+    """Runs one replay plan."""
+
+    def __init__(
+        self,
+        plan: ReplayPlan,
+        policies: PolicyBook,
+        *,
+        state_path: Path | None = None,
+        progress_stream: Any = None,
+        keep_summaries: bool = True,
+    ) -> None:
+        self.plan = plan
+        self.processor = Processor(policies, pinned_version=plan.policy_version)
+        self.state_path = state_path
+        self.progress_stream = progress_stream
+        self.keep_summaries = keep_summaries
+        self.stop = asyncio.Event()
+        self.summaries: dict[str, dict[str, Any]] = {}
+        self.outputs = 0
+        self.dead_letters = 0
+        self._already_done = 0
+        """Events a resumed run had processed before it stopped."""
+
+    def _decide(self, raw: bytes, position: SourcePosition) -> tuple[bytes | None, bytes] | None:
+        result = self.processor.process(raw, position)
+        if isinstance(result, Decided):
+            self.processor.remember(result, emitted=True)
+            value = result.event.model_dump_json().encode()
+            if self.keep_summaries:
+                self.summaries[str(result.event.source_event_id)] = summarize(json.loads(value))
+            return result.event.claim_id.encode(), value
+        if isinstance(result, DeadLettered):
+            self.dead_letters += 1
+            key = base64_key(position.key_b64)
+            return key, result.record.model_dump_json().encode()
+        return None  # the same event id earlier in the range: decided once, as the live worker does
+
+    async def run(self) -> ReplayResult:
+        """Replay until the end of the range or a stop request."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop.set)
+        try:
+            sink = await self._open_sink()
+            try:
+                if self.plan.source_file is not None:
+                    method = await self._from_file(sink)
+                else:
+                    method = await self._from_topic(sink)
+            finally:
+                await sink.close()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        self.plan.finished = not self.stop.is_set()
+        self._save()
+        return ReplayResult(
+            self.plan, self.plan.processed, self.outputs, self.dead_letters, method, self.stop.is_set(), self.summaries
+        )
+
+    async def _open_sink(self) -> Sink:
+        if self.plan.output_file is not None:
+            return FileSink(Path(self.plan.output_file))
+        assert self.plan.output_topic is not None  # noqa: S101 - the command line requires one output
+        sink = TopicSink(self._servers(), self.plan.output_topic)
+        await sink.start()
+        return sink
+
+    def _servers(self) -> list[str]:
+        assert self.plan.bootstrap_servers is not None  # noqa: S101 - checked by the caller
+        return [s.strip() for s in self.plan.bootstrap_servers.split(",") if s.strip()]
+
+    def _save(self) -> None:
+        if self.state_path is not None:
+            self.plan.save(self.state_path)
+
+    async def _from_file(self, sink: Sink) -> str:
+        assert self.plan.source_file is not None  # noqa: S101
+        lines = Path(self.plan.source_file).read_bytes().splitlines()
+        start = self.plan.next_offsets.get("file", self.plan.start_offset or 0)
+        end = min(self.plan.end_offset if self.plan.end_offset is not None else len(lines), len(lines))
+        self.plan.end_offsets = {"file": end}
+        progress = Progress(max(end - start, 0), "replay", stream=self.progress_stream)
+        done = 0
+        for chunk_start in range(start, end, BATCH_RECORDS):
+            if self.stop.is_set():
+                break
+            items = []
+            for number in range(chunk_start, min(chunk_start + BATCH_RECORDS, end)):
+                raw = lines[number]
+                if raw.strip():
+                    out = self._decide(raw, SourcePosition(file_line=number + 1))
+                    if out is not None:
+                        items.append(out)
+            await sink.write(items)
+            self.outputs += len(items)
+            done = min(chunk_start + BATCH_RECORDS, end) - start
+            self.plan.next_offsets["file"] = start + done
+            self.plan.processed += min(chunk_start + BATCH_RECORDS, end) - chunk_start
+            self._save()
+            progress.update(done)
+        progress.update(done, force=True)
+        return "lines"
+
+    async def _from_topic(self, sink: Sink) -> str:
+        assert self.plan.source_topic is not None  # noqa: S101
+        servers = self._servers()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=servers,
+            group_id=None,  # no group: nothing is committed, the live group is untouched
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=16 * 1024 * 1024,
+        )
+        await consumer.start()
+        method = "offsets"
+        try:
+            known = consumer.partitions_for_topic(self.plan.source_topic)
+            if not known:
+                await consumer._client.force_metadata_update()  # noqa: SLF001 - first metadata fetch for an unassigned topic
+                known = consumer.partitions_for_topic(self.plan.source_topic) or set()
+            if not known:
+                raise RuntimeError(f"topic {self.plan.source_topic} does not exist or has no partitions")
+            chosen = sorted(known) if self.plan.partitions is None else sorted(self.plan.partitions)
+            missing = sorted(set(chosen) - set(known))
+            if missing:
+                raise RuntimeError(f"topic {self.plan.source_topic} has no partition(s) {missing}")
+            tps = [TopicPartition(self.plan.source_topic, p) for p in chosen]
+            consumer.assign(tps)
+            begin = await consumer.beginning_offsets(tps)
+            end = await end_offsets(consumer, tps)
+            bounds = {tp: (begin[tp], end[tp]) for tp in tps}
+            starts, ends, method = await self._range(consumer, tps, bounds, servers)
+            total = sum(max(ends[tp] - starts[tp], 0) for tp in tps)
+            progress = Progress(total, "replay", stream=self.progress_stream)
+            position = dict(starts)
+            active = [tp for tp in tps if position[tp] < ends[tp]]
+            for tp in active:
+                consumer.seek(tp, position[tp])
+            done = 0
+            while active and not self.stop.is_set():
+                batch = await consumer.getmany(*active, timeout_ms=500, max_records=BATCH_RECORDS)
+                items = []
+                for tp, messages in batch.items():
+                    for message in messages:
+                        if message.offset >= ends[tp]:
+                            break
+                        key_b64 = _b64(message.key)
+                        out = self._decide(
+                            message.value or b"",
+                            SourcePosition(
+                                topic=tp.topic, partition=tp.partition, offset=message.offset, key_b64=key_b64
+                            ),
+                        )
+                        if out is not None:
+                            items.append(out)
+                        position[tp] = message.offset + 1
+                        done += 1
+                    if position[tp] >= ends[tp] or await consumer.position(tp) >= ends[tp]:
+                        position[tp] = max(position[tp], min(await consumer.position(tp), ends[tp]))
+                if items:
+                    await sink.write(items)
+                    self.outputs += len(items)
+                self.plan.next_offsets = {str(tp.partition): position[tp] for tp in tps}
+                self.plan.processed = done + self._already_done
+                self._save()
+                progress.update(done)
+                active = [tp for tp in active if position[tp] < ends[tp]]
+            progress.update(done, force=True)
+        finally:
+            await consumer.stop()
+        return method
+
+    async def _range(
+        self,
+        consumer: AIOKafkaConsumer,
+        tps: list[TopicPartition],
+        bounds: dict[TopicPartition, tuple[int, int]],
+        servers: list[str],
+    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int], str]:
+        plan = self.plan
+        method = "offsets"
+
+        async def scan(tp: TopicPartition, when: int, begin: int, end: int) -> int:
+            return await scan_for_time(servers, tp, when, begin, end)
+
+        async def stamp(tp: TopicPartition, offset: int) -> int | None:
+            return await timestamp_at(servers, tp, offset)
+
+        if plan.end_offsets:
+            ends = {tp: plan.end_offsets[str(tp.partition)] for tp in tps}
+        elif plan.end_time_ms is not None:
+            # Exclusive end: the first record after the end time.
+            ends, method = await offsets_for_time(
+                consumer, tps, plan.end_time_ms + 1, bounds=bounds, scan=scan, timestamp_at=stamp
+            )
+        elif plan.end_offset is not None:
+            ends = {tp: min(max(plan.end_offset, bounds[tp][0]), bounds[tp][1]) for tp in tps}
+        else:
+            ends = {tp: bounds[tp][1] for tp in tps}
+        if plan.next_offsets:
+            starts = {tp: plan.next_offsets[str(tp.partition)] for tp in tps}
+            self._already_done = plan.processed
+        elif plan.start_time_ms is not None:
+            starts, method = await offsets_for_time(
+                consumer, tps, plan.start_time_ms, bounds=bounds, scan=scan, timestamp_at=stamp
+            )
+        elif plan.start_offset is not None:
+            starts = {tp: min(max(plan.start_offset, bounds[tp][0]), bounds[tp][1]) for tp in tps}
+        else:
+            starts = {tp: bounds[tp][0] for tp in tps}
+        plan.end_offsets = {str(tp.partition): ends[tp] for tp in tps}
+        return starts, ends, method
+
+
+def _b64(data: bytes | None) -> str | None:
+    return base64.b64encode(data).decode("ascii") if data is not None else None
+
+
+def base64_key(key_b64: str | None) -> bytes | None:
+    """Decode a base64 key back to bytes."""
+    return base64.b64decode(key_b64) if key_b64 is not None else None
