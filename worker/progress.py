@@ -28,6 +28,7 @@ class Progress:
         self.clock = clock
         self.started = clock()
         self.last_report = float("-inf")
+        self.reported: int | None = None
         self.done = 0
 
     def line(self) -> str:
@@ -43,9 +44,10 @@ class Progress:
         self.done = done
         now = self.clock()
         finished = done >= self.total
-        if not (force or finished or now - self.last_report >= self.every):
+        if self.reported == done or not (force or finished or now - self.last_report >= self.every):
             return
         self.last_report = now
+        self.reported = done
         if self.tty:
             filled = int(30 * done / self.total) if self.total else 30
             self.stream.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.line()}\033[K")
