@@ -6,15 +6,24 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lint typecheck imports schemas test test-unit test-integration demo clean
+.PHONY: install lint typecheck imports deploy-check schemas docs test test-unit test-integration demo clean
 
 install: $(STAMP)
+
+COMPOSE_SCHEMA := $(VENV)/share/compose-spec.json
 
 $(STAMP): requirements/runtime.txt requirements/dev.txt pyproject.toml contracts/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e ./contracts -e .
 	touch $(STAMP)
+
+# The Compose specification's JSON Schema, as shipped inside the docker-compose 1.29.2 wheel
+# (taken from the registry, not installed: only the schema file is kept).
+$(COMPOSE_SCHEMA): $(STAMP)
+	rm -rf $(VENV)/share/compose-wheel && mkdir -p $(VENV)/share/compose-wheel
+	$(BIN)/python -m pip download --quiet --disable-pip-version-check --no-deps -d $(VENV)/share/compose-wheel docker-compose==1.29.2
+	$(BIN)/python -c "import zipfile, glob, sys; z = zipfile.ZipFile(glob.glob('$(VENV)/share/compose-wheel/*.whl')[0]); open(sys.argv[1], 'wb').write(z.read('compose/config/compose_spec.json'))" $@
 
 lint: install
 	$(BIN)/ruff check .
@@ -26,12 +35,21 @@ typecheck: install
 imports: install
 	$(BIN)/lint-imports
 
+# What can be proved about the deployment files without a Docker engine or a cluster.
+deploy-check: install $(COMPOSE_SCHEMA)
+	$(BIN)/hadolint deploy/Dockerfile
+	$(BIN)/kubernetes-validate --strict --quiet deploy/k8s/*.yaml
+
 # Regenerate the committed JSON Schemas from the contract models.
 schemas: install
 	cd contracts && ../$(BIN)/python -m claims_contracts.schemas schemas/v1
 
-test: lint typecheck imports
-	$(BIN)/pytest
+# Regenerate the generated parts of the docs (the settings reference).
+docs: install
+	$(BIN)/python -m worker.docs
+
+test: lint typecheck imports deploy-check
+	COMPOSE_SCHEMA=$(COMPOSE_SCHEMA) $(BIN)/pytest
 
 test-unit: install
 	$(BIN)/pytest tests/unit tests/contract tests/cli

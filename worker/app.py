@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import sys
 import tempfile
+import threading
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,6 +183,33 @@ def build_app(settings: Settings) -> tuple[faust.App, Runtime]:
     return app, runtime
 
 
+class BoundedWorker(faust.Worker):
+    """A Faust worker whose shutdown cannot outlast the grace period.
+
+    On the first SIGTERM or SIGINT, Faust stops fetching, lets the agent finish the
+    batch in hand (its outputs acknowledged), commits and leaves the group. A
+    watchdog bounds it: past `grace_seconds` the process exits with status 70, so a
+    stuck agent can never hold a pod past its termination grace period. The
+    uncommitted input is redelivered to the group, and outputs are idempotent.
+    """
+
+    grace_seconds: float = 20.0
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        if not self._signal_stop_time:
+            audit.lifecycle("worker.stopping", duration_s=self.grace_seconds)
+            timer = threading.Timer(self.grace_seconds, _hard_exit, args=(self.grace_seconds,))
+            timer.daemon = True
+            timer.start()
+        super()._schedule_shutdown(signal)
+
+
+def _hard_exit(grace: float) -> None:
+    audit.lifecycle("worker.stop_timed_out", duration_s=grace, error="shutdown exceeded the grace period")
+    sys.stdout.flush()
+    os._exit(70)
+
+
 def run(settings: Settings) -> int:
     """Run the worker until SIGTERM or SIGINT; return the exit status."""
     app, _runtime = build_app(settings)
@@ -194,7 +223,8 @@ def run(settings: Settings) -> int:
     )
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    worker = faust.Worker(
+    BoundedWorker.grace_seconds = settings.shutdown_grace_seconds
+    worker = BoundedWorker(
         app,
         loop=loop,
         loglevel=settings.log_level,

@@ -249,6 +249,53 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_samples_publish(args: argparse.Namespace) -> int:
+    """Publish the bundled sample claims to the input topic (for demos and smoke tests)."""
+    import asyncio
+    import json
+    import uuid
+
+    from aiokafka import AIOKafkaProducer
+
+    from worker.demo import sample_claims
+
+    settings = _settings()
+
+    async def publish() -> int:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.broker_list, linger_ms=10)
+        await producer.start()
+        try:
+            sent = 0
+            for round_number in range(args.repeat):
+                for raw in sample_claims():
+                    value, key = raw, None
+                    try:
+                        event = json.loads(raw)
+                        if round_number:  # a fresh event id and claim id per round: new claims, not redeliveries
+                            event["event_id"] = str(uuid.uuid4())
+                            event["claim"]["claim_id"] = f"{event['claim']['claim_id']}-{round_number}"
+                            event["claim"]["member"]["member_id"] = (
+                                f"{event['claim']['member']['member_id']}-{round_number}"
+                            )
+                            value = json.dumps(event).encode()
+                        key = event["claim"]["claim_id"].encode()
+                    except (ValueError, KeyError, TypeError):
+                        pass  # the deliberately unreadable samples go as they are
+                    await producer.send(settings.input_topic, value, key=key)
+                    sent += 1
+            await producer.flush()
+            return sent
+        finally:
+            await producer.stop()
+
+    try:
+        sent = asyncio.run(publish())
+    except Exception as error:  # noqa: BLE001 - one clear line, whatever the client raised
+        _fail(EXIT_INPUT, f"samples: {type(error).__name__}: {error}")
+    print(f"published {sent} sample claim events to {settings.input_topic}", file=sys.stderr)
+    return 0
+
+
 def _audit_stream(target: str) -> TextIO:
     if target == "-":
         return sys.stdout
@@ -306,6 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
     topics_commands = topics.add_subparsers(dest="topics_command", required=True)
     apply = topics_commands.add_parser("apply", help="create missing topics, check existing ones")
     apply.set_defaults(handler=cmd_topics)
+
+    samples = commands.add_parser("samples", help="the bundled sample claims")
+    samples_commands = samples.add_subparsers(dest="samples_command", required=True)
+    publish = samples_commands.add_parser("publish", help="publish them to the input topic")
+    publish.add_argument("--repeat", type=int, default=1, help="rounds to publish (new claim ids each round)")
+    publish.set_defaults(handler=cmd_samples_publish)
     return parser
 
 

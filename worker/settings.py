@@ -37,10 +37,14 @@ class Settings(BaseSettings):
     partitions: int = Field(default=6, ge=1, le=1024, description="Partitions of the input topic and its tables.")
     replication_factor: int = Field(default=1, ge=1, le=7, description="Replication of topics this worker creates.")
 
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How to reach the brokers."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="SASL mechanism, with SASL_PLAINTEXT or SASL_SSL."
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user (from a secret).")
+    sasl_password: SecretStr | None = Field(default=None, description="SASL password (from a secret; never printed).")
     ssl_cafile: Path | None = Field(default=None, description="CA bundle for SSL and SASL_SSL.")
 
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
@@ -60,7 +64,7 @@ class Settings(BaseSettings):
         default=6066, ge=0, le=65535, description="Port of the health and metrics server (0: any free port)."
     )
     audit_log: str = Field(default="-", description="Audit log file, or - for stdout.")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Lowest level written.")
 
     session_timeout_seconds: float = Field(default=10.0, gt=0, description="Consumer group session timeout.")
     heartbeat_interval_seconds: float = Field(default=3.0, gt=0, description="Consumer group heartbeat.")
@@ -105,3 +109,17 @@ def load_settings(**overrides: Any) -> Settings:
     if unknown:
         raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
     return Settings(**overrides)
+
+
+def reference_table() -> str:
+    """The settings reference as a Markdown table, generated from the model (docs/operations.md)."""
+    rows = ["| variable | type | default | meaning |", "|---|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        variable = f"`{ENV_PREFIX}{name.upper()}`"
+        if name == "bootstrap_servers":
+            variable += " or `KAFKA_BOOTSTRAP_SERVERS`"
+        kind = str(info.annotation).replace("typing.", "").replace("pathlib.", "").replace("pydantic.types.", "")
+        kind = kind.replace("<class '", "").replace("'>", "").replace("|", "or")
+        default = "" if info.default is None else f"`{info.default}`"
+        rows.append(f"| {variable} | {kind} | {default} | {info.description or ''} |")
+    return "\n".join(rows) + "\n"

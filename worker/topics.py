@@ -8,15 +8,33 @@ match: Faust refuses a table whose changelog and source partitions differ).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Literal
 
+import yaml
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from pydantic import BaseModel, ConfigDict
 
 from worker.settings import Settings
 
 TABLES = ("seen", "claims", "lines")
 """The worker's Faust tables; each has a compacted changelog topic."""
 
-DAY_MS = 24 * 3600 * 1000
+
+class _TopicEntry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Literal["input", "adjudicated", "pended", "dead_letter", "changelog"]
+    setting: Literal["input_topic", "adjudicated_topic", "pended_topic", "dead_letter_topic"] | None = None
+    tables: tuple[str, ...] = ()
+    config: dict[str, str] = {}
+
+
+class _TopicFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    topics: tuple[_TopicEntry, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,18 +52,27 @@ def changelog_topic(settings: Settings, table: str) -> str:
     return f"{settings.group_id}-{table}-changelog"
 
 
-def plan(settings: Settings) -> list[TopicSpec]:
-    """Every topic the worker needs, with partitions and retention."""
+def declared(path: Path | None = None) -> tuple[_TopicEntry, ...]:
+    """The topic declarations (`worker/topics.yaml` by default), validated."""
+    text = path.read_text() if path is not None else resources.files("worker").joinpath("topics.yaml").read_text()
+    entries = _TopicFile.model_validate(yaml.safe_load(text)).topics
+    missing = {"input", "adjudicated", "pended", "dead_letter", "changelog"} - {entry.role for entry in entries}
+    if missing:
+        raise ValueError(f"topic declarations lack roles: {sorted(missing)}")
+    return entries
+
+
+def plan(settings: Settings, path: Path | None = None) -> list[TopicSpec]:
+    """Every topic the worker needs, with partitions, replication and configuration."""
     n, r = settings.partitions, settings.replication_factor
-    week = str(7 * DAY_MS)
-    return [
-        TopicSpec(settings.input_topic, n, r, {"retention.ms": week}),
-        TopicSpec(settings.adjudicated_topic, n, r, {"retention.ms": week}),
-        TopicSpec(settings.pended_topic, n, r, {"retention.ms": week}),
-        # Dead letters wait for a person: kept four weeks, and room for a 1 MiB original in base64.
-        TopicSpec(settings.dead_letter_topic, n, r, {"retention.ms": str(28 * DAY_MS), "max.message.bytes": "2097152"}),
-        *(TopicSpec(changelog_topic(settings, t), n, r, {"cleanup.policy": "compact"}) for t in TABLES),
-    ]
+    specs = []
+    for entry in declared(path):
+        if entry.role == "changelog":
+            specs += [TopicSpec(changelog_topic(settings, t), n, r, dict(entry.config)) for t in entry.tables or TABLES]
+        else:
+            assert entry.setting is not None  # noqa: S101 - every non-changelog role names its setting
+            specs.append(TopicSpec(str(getattr(settings, entry.setting)), n, r, dict(entry.config)))
+    return specs
 
 
 def _admin(settings: Settings) -> AIOKafkaAdminClient:
