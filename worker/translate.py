@@ -7,17 +7,24 @@ and the core does not change. PHI fields of the contract are not copied.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
+from uuid import UUID
 
 from claims_contracts.v1 import (
     AdjudicationEvent,
+    AdjustmentGroup,
     ClaimEvent,
+    ClaimType,
     CoverageInformation,
+    LineOutcome,
     LineResult,
     PendForReviewEvent,
     PolicyReference,
+    ReviewQueue,
+    RouteTo,
     RuleHit,
 )
-from worker.adjudication import Claim, Decision, Line, OtherPayer, PriorAuthorization
+from worker.adjudication import Claim, Decision, Line, LineDecision, OtherPayer, PriorAuthorization
 
 
 def claim_from_event(event: ClaimEvent) -> Claim:
@@ -74,10 +81,49 @@ def claim_from_event(event: ClaimEvent) -> Claim:
     )
 
 
+_OUTCOMES = {outcome.value: outcome for outcome in LineOutcome}
+_QUEUES = {queue.value: queue for queue in ReviewQueue}
+_ROUTES = {route.value: route for route in RouteTo}
+_GROUPS = {group.value: group for group in AdjustmentGroup}
+_CLAIM_TYPES = {kind.value: kind for kind in ClaimType}
+
+
+def _line_result(line: LineDecision) -> LineResult:
+    coverage = line.coverage
+    return LineResult.model_construct(
+        line_number=line.line_number,
+        outcome=_OUTCOMES[line.outcome.value],
+        rule=line.rule,
+        policy_sections=list(line.sections),
+        policy_version=line.policy_version,
+        carc=list(line.carc),
+        rarc=list(line.rarc),
+        ncpdp_reject=list(line.ncpdp_reject),
+        group_code=_GROUPS[line.group_code] if line.group_code else None,
+        explanation=line.explanation,
+        route_to=_ROUTES[line.route_to] if line.route_to else None,
+        queue=_QUEUES[line.queue] if line.queue else None,
+        coverage=(
+            CoverageInformation.model_construct(
+                covered=coverage.covered,
+                pa_needed=coverage.pa_needed,
+                satisfied_pa_id=coverage.satisfied_pa_id,
+                info_needed=list(coverage.info_needed),
+            )
+            if coverage is not None
+            else None
+        ),
+    )
+
+
 def event_from_decision(
     decision: Decision, claim: Claim, *, decided_at: datetime, supersedes_event_id: str | None = None
 ) -> AdjudicationEvent | PendForReviewEvent:
     """Build the output event of a decision: a pend-for-review when any line is pended.
+
+    The models are constructed without validating again what the core produced (it
+    costs more than the decision itself); the contract tests validate every kind of
+    output against the published JSON Schemas.
 
     Args:
         decision: the core's decision.
@@ -88,49 +134,26 @@ def event_from_decision(
     Returns:
         The event to publish.
     """
-    common = {
-        "event_id": decision.event_id,
-        "source_event_id": decision.source_event_id,
+    common: dict[str, Any] = {
+        "schema_version": 1,
+        "event_id": UUID(decision.event_id),
+        "source_event_id": UUID(decision.source_event_id),
         "claim_id": decision.claim_id,
         "member_id": claim.member_id,
-        "claim_type": claim.claim_type,
+        "claim_type": _CLAIM_TYPES[claim.claim_type],
         "frequency_code": claim.frequency_code,
         "replaces_claim_id": decision.replaces_claim_id,
         "voids_claim_id": decision.voids_claim_id,
-        "supersedes_event_id": supersedes_event_id,
+        "supersedes_event_id": UUID(supersedes_event_id) if supersedes_event_id else None,
         # Whether a replay pinned the version is the run's fact (its state and report), not the
         # decision's: a pinned replay under the version in force reproduces the live body exactly.
-        "policy": PolicyReference(policy_id=decision.policy_id, versions=list(decision.policy_versions)),
+        "policy": PolicyReference.model_construct(
+            policy_id=decision.policy_id, versions=list(decision.policy_versions)
+        ),
         "decided_at": decided_at,
-        "lines": [
-            LineResult(
-                line_number=line.line_number,
-                outcome=line.outcome.value,
-                rule=line.rule,
-                policy_sections=list(line.sections),
-                policy_version=line.policy_version,
-                carc=list(line.carc),
-                rarc=list(line.rarc),
-                ncpdp_reject=list(line.ncpdp_reject),
-                group_code=line.group_code,
-                explanation=line.explanation,
-                route_to=line.route_to,
-                queue=line.queue,
-                coverage=(
-                    CoverageInformation(
-                        covered=line.coverage.covered,
-                        pa_needed=line.coverage.pa_needed,
-                        satisfied_pa_id=line.coverage.satisfied_pa_id,
-                        info_needed=list(line.coverage.info_needed),
-                    )
-                    if line.coverage is not None
-                    else None
-                ),
-            )
-            for line in decision.lines
-        ],
+        "lines": [_line_result(line) for line in decision.lines],
         "trace": [
-            RuleHit(
+            RuleHit.model_construct(
                 line_number=hit.line_number,
                 rule=hit.rule,
                 policy_sections=list(hit.sections),
@@ -140,5 +163,7 @@ def event_from_decision(
         ],
     }
     if decision.queue is not None:
-        return PendForReviewEvent.model_validate({**common, "queue": decision.queue, "reason": decision.reason})
-    return AdjudicationEvent.model_validate(common)
+        return PendForReviewEvent.model_construct(
+            **common, event_type="claim.pended", queue=_QUEUES[decision.queue], reason=decision.reason or ""
+        )
+    return AdjudicationEvent.model_construct(**common, event_type="claim.adjudicated")
