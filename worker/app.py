@@ -112,7 +112,7 @@ def build_app(settings: Settings) -> tuple[faust.App, Runtime]:
         for name in TABLES
     }
     views = {name: TableView(table) for name, table in tables.items()}
-    history = ClaimHistory(views["seen"], views["claims"], views["lines"])
+    history = ClaimHistory(views["seen"], views["claims"], views["lines"], max_claims=settings.history_max_claims)
     processor = Processor(policies, history=history, max_input_bytes=settings.max_input_bytes)
     topics = Topics(settings.adjudicated_topic, settings.pended_topic, settings.dead_letter_topic)
 

@@ -12,11 +12,15 @@ to the claim line that holds it.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import MutableMapping
 from typing import Any
 
 from worker.adjudication import Claim, Decision, Line, Outcome
 from worker.adjudication.ndc import normalize
+
+DEFAULT_MAX_CLAIMS = 100_000
+"""Claims remembered by default: about a day of a mid-size plan's ketamine-policy traffic."""
 
 ACTIVE = "active"
 VOIDED = "voided"
@@ -52,15 +56,24 @@ class ClaimHistory:
         seen: MutableMapping[str, Any],
         claims: MutableMapping[str, Any],
         lines: MutableMapping[str, Any],
+        *,
+        max_claims: int | None = None,
     ) -> None:
         self.seen = seen
         self.claims = claims
         self.lines = lines
+        self.max_claims = max_claims
+        """Remember at most this many claims (and as many input events): memory stays bounded.
+        The oldest are forgotten first; a redelivery or duplicate older than the window is
+        decided afresh (same output id for a redelivery, so consumers still de-duplicate)."""
+        self._claim_order: deque[str] = deque()
+        self._seen_order: deque[str] = deque()
+        self._seeded = False
 
     @classmethod
-    def in_memory(cls) -> ClaimHistory:
-        """A history held in dicts (command line, tests)."""
-        return cls({}, {}, {})
+    def in_memory(cls, max_claims: int | None = DEFAULT_MAX_CLAIMS) -> ClaimHistory:
+        """A history held in dicts (command line, replay, tests)."""
+        return cls({}, {}, {}, max_claims=max_claims)
 
     def already_emitted(self, source_event_id: str) -> str | None:
         """The output event id already emitted for this input event, if remembered."""
@@ -101,7 +114,11 @@ class ClaimHistory:
         Called only after the broker acknowledged the output, so "emitted" never runs
         ahead of the output itself.
         """
+        if source_event_id not in self.seen:
+            self._seen_order.append(source_event_id)
         self.seen[source_event_id] = output_event_id
+        while self.max_claims is not None and len(self._seen_order) > self.max_claims:
+            self.seen.pop(self._seen_order.popleft(), None)
 
     def record(self, claim: Claim, decision: Decision) -> None:
         """Remember a decided claim's lines and status (duplicates, supersession)."""
@@ -116,6 +133,8 @@ class ClaimHistory:
             fingerprint = line_fingerprint(claim, line)
             self.lines[fingerprint] = [claim.claim_id, line.line_number]
             kept.append(fingerprint)
+        if claim.claim_id not in self.claims:
+            self._claim_order.append(claim.claim_id)
         self.claims[claim.claim_id] = {
             "event_id": decision.event_id,
             "status": ACTIVE,
@@ -123,13 +142,31 @@ class ClaimHistory:
             "pended": decision.pended,
             "denied": any(r.outcome is Outcome.DENIED for r in decision.lines),
         }
+        self._evict()
+
+    def _evict(self) -> None:
+        if not self._seeded:
+            # A table recovered from its changelog holds claims this process did not record:
+            # they are the oldest, in changelog order.
+            self._seeded = True
+            recorded = set(self._claim_order)
+            self._claim_order.extendleft(reversed([key for key in self.claims if key not in recorded]))
+        while self.max_claims is not None and len(self._claim_order) > self.max_claims:
+            oldest = self._claim_order.popleft()
+            record = self.claims.pop(oldest, None) or {}
+            for fingerprint in record.get("lines", []):
+                owner = self.lines.get(fingerprint)
+                if owner is not None and owner[0] == oldest:
+                    del self.lines[fingerprint]
 
     def _retire(self, claim_id: str, status: str) -> None:
         record = self.claims.get(claim_id)
         if record is None:
             # The original is unknown here (decided before our memory, or on another
             # partition): remember its retirement so a late original is not a duplicate source.
+            self._claim_order.append(claim_id)
             self.claims[claim_id] = {"event_id": None, "status": status, "lines": []}
+            self._evict()
             return
         for fingerprint in record.get("lines", []):
             owner = self.lines.get(fingerprint)

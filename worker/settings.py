@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=500, ge=1, le=10_000, description="Claims taken per batch.")
     batch_within_seconds: float = Field(default=0.05, gt=0, le=10, description="Longest wait to fill a batch.")
     max_input_bytes: int = Field(default=1_048_576, ge=1024, description="Larger inputs are dead-lettered unread.")
+    history_max_claims: int = Field(
+        default=100_000, ge=1000, description="Claims remembered for redelivery and duplicate checks (bounds memory)."
+    )
     policy_dir: Path | None = Field(default=None, description="Policy directory; the bundled policies by default.")
     non_covered_group: Literal["CO", "PR"] | None = Field(
         default=None, description="Override of the policy's adjustment group for non-covered lines."

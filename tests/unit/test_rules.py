@@ -530,3 +530,29 @@ class TestClaimHistory:
         (first,) = self.decide_in_order(processor, claim_event(claim_id="A"))
         again = processor.process(to_bytes(claim_event(claim_id="A")), SourcePosition(file_line=2))
         assert again == Redelivered(str(first.source_event_id), str(first.event_id))
+
+
+class TestBoundedHistory:
+    def test_the_oldest_claims_are_forgotten_beyond_the_window(self, policies: Any) -> None:
+        from worker.history import ClaimHistory
+
+        history = ClaimHistory.in_memory(max_claims=3)
+        processor = Processor(policies, history=history)
+        for n in range(10):
+            result = processor.process(to_bytes(claim_event(claim_id=f"C{n}")), SourcePosition(file_line=n))
+            assert isinstance(result, Decided)
+            processor.remember(result, emitted=True)
+        assert list(history.claims) == ["C7", "C8", "C9"]
+        assert len(history.seen) == 3
+        assert len(history.lines) == 3
+
+    def test_a_recovered_table_is_evicted_oldest_first(self, policies: Any) -> None:
+        from worker.history import ClaimHistory
+
+        recovered = {f"OLD{n}": {"event_id": None, "status": "active", "lines": []} for n in range(3)}
+        history = ClaimHistory({}, recovered, {}, max_claims=3)
+        processor = Processor(policies, history=history)
+        result = processor.process(to_bytes(claim_event(claim_id="NEW")), SourcePosition(file_line=1))
+        assert isinstance(result, Decided)
+        processor.remember(result, emitted=True)
+        assert list(history.claims) == ["OLD1", "OLD2", "NEW"]

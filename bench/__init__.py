@@ -1,0 +1,1 @@
+"""Benchmarks of the claims worker (run with `make bench`)."""
