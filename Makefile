@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lint typecheck imports deploy-check schemas docs test test-unit test-integration demo clean
+.PHONY: install lint typecheck imports deploy-check schemas docs test test-unit test-integration demo bench clean
 
 install: $(STAMP)
 
@@ -56,6 +56,14 @@ test-unit: install
 
 demo: install
 	$(BIN)/python -m worker.demo
+
+# Every pipeline on the same data in one run; writes docs/benchmarks.{json,md,png}.
+# Sizes: make bench BENCH_ARGS="--claims 50000 --repeats 5".
+BENCH_ARGS ?=
+bench: install
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/bench.txt
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.report
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info contracts/*.egg-info contracts/build

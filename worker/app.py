@@ -120,25 +120,55 @@ def build_app(settings: Settings) -> tuple[faust.App, Runtime]:
         runtime.last_offsets[incoming.partition] = incoming.offset
 
     handler = StreamHandler(
-        processor, FaustPublisher(app), topics, metrics, scope=SharedScope(*views.values()), on_progress=progress
+        processor,
+        FaustPublisher(app),
+        topics,
+        metrics,
+        scope=SharedScope(*views.values()),
+        on_progress=progress,
     )
     runtime.handler = handler
 
     @app.agent(source, concurrency=1)  # concurrency 1: >1 can commit past in-flight events (faust #606)
     async def adjudicate(stream: Any) -> None:
+        # Faust acknowledges events we never finished: take_events acks its batch in a `finally`
+        # (also when a shutdown cancels us mid-batch), and once it exits the stream's passive
+        # drainer acks whatever it still pulls from the channel. Faust then commits past inputs
+        # whose outputs were never sent. So every message gets an extra reference the moment it
+        # enters the stream (this processor runs before take_events' own), released only after
+        # its batch is delivered: no stray ack can make an unprocessed message final.
+        def hold(value: Any) -> Any:
+            event = stream.current_event
+            if event is not None:
+                event.message.incref()
+            return value
+
+        stream.add_processor(hold)
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
-            await handler.handle_batch(
-                [
-                    Incoming(
-                        value=event.message.value or b"",
-                        key=event.message.key,
-                        topic=event.message.topic,
-                        partition=event.message.partition,
-                        offset=event.message.offset,
-                    )
-                    for event in events
-                ]
+            batch = asyncio.ensure_future(
+                handler.handle_batch(
+                    [
+                        Incoming(
+                            value=event.message.value or b"",
+                            key=event.message.key,
+                            topic=event.message.topic,
+                            partition=event.message.partition,
+                            offset=event.message.offset,
+                        )
+                        for event in events
+                    ]
+                )
             )
+            try:
+                # A shutdown lets the batch in hand finish (the shutdown watchdog bounds it).
+                await asyncio.shield(batch)
+            except asyncio.CancelledError:
+                await batch
+                for event in events:
+                    event.message.decref()
+                raise
+            for event in events:
+                event.message.decref()
 
     runtime.agent = adjudicate
 

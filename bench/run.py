@@ -1,0 +1,474 @@
+"""`make bench`: every pipeline on the same data in one run, reported as ratios.
+
+(a) plain aiokafka consume-transform-produce loop, (b) naive Faust agent, (c) our worker end to
+end (audit log to a file), (d) replay, (e) the pure core in one process; plus latency of (c) at a
+fixed offered load, scale-out to two worker processes, and memory from 100,000 to 1,000,000 claims.
+Throughput of a streaming pipeline = outputs / (last output timestamp - first output timestamp),
+so start-up and group joins are not counted; the median of --repeats runs is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.data import claims
+from worker import topics
+from worker.devbroker import Broker, start_broker
+from worker.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PARTITIONS = 4
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def proc_status(pid: int, key: str) -> int:
+    """A kB figure from /proc/<pid>/status (VmRSS, VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def produce(servers: str, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=servers, linger_ms=20, max_batch_size=512 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=str(n).encode()) for n, value in enumerate(values)]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def collect(servers: str, topic_names: list[str], expected: int, timeout: float, alive: Any = None) -> list[Any]:
+    """Read output records (value, timestamp ms) until `expected` arrived (or the producers died)."""
+    consumer = AIOKafkaConsumer(
+        *topic_names,
+        bootstrap_servers=servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        fetch_max_bytes=32 * 1024 * 1024,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    await consumer.start()
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            if alive is not None and not alive():
+                raise RuntimeError("the process under test exited; see its stderr in the bench work directory")
+            for messages in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
+                out.extend((m.value, m.timestamp) for m in messages)
+    finally:
+        await consumer.stop()
+    return out
+
+
+def rate_of(records: list[Any]) -> float:
+    stamps = [stamp for _, stamp in records]
+    span = (max(stamps) - min(stamps)) / 1000
+    return len(records) / span if span > 0 else float("nan")
+
+
+class Run:
+    """One benchmark run against one broker."""
+
+    def __init__(self, broker: Broker, data: list[bytes], repeats: int, workdir: Path) -> None:
+        self.broker = broker
+        self.servers = broker.bootstrap_servers
+        self.data = data
+        self.repeats = repeats
+        self.workdir = workdir
+        self.input = f"bench-{uuid.uuid4().hex[:6]}.in"
+        asyncio.run(self.create(self.input))
+        asyncio.run(produce(self.servers, self.input, data))
+
+    async def create(self, *names: str, partitions: int = PARTITIONS) -> None:
+        await topics.ensure(
+            Settings(bootstrap_servers=self.servers),
+            [topics.TopicSpec(name, partitions, 1, {}) for name in names],
+        )
+
+    # (a) -------------------------------------------------------------------------------------
+    async def plain_loop(self) -> float:
+        out = f"{self.input}.plain-{uuid.uuid4().hex[:4]}"
+        await self.create(out)
+        consumer = AIOKafkaConsumer(
+            self.input,
+            bootstrap_servers=self.servers,
+            group_id=f"plain-{uuid.uuid4().hex[:6]}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=self.servers, linger_ms=5, max_batch_size=512 * 1024)
+        await consumer.start()
+        await producer.start()
+        done, started = 0, None
+        try:
+            while done < len(self.data):
+                batch = await consumer.getmany(timeout_ms=1000, max_records=1000)
+                if started is None and batch:
+                    started = time.perf_counter()
+                futures = []
+                for messages in batch.values():
+                    for message in messages:
+                        try:
+                            value = orjson.loads(message.value)
+                            value["plain"] = True
+                            payload = orjson.dumps(value)
+                        except orjson.JSONDecodeError:
+                            payload = message.value
+                        futures.append(await producer.send(out, payload, key=message.key))
+                await asyncio.gather(*futures)
+                await consumer.commit()
+                done += len(futures)
+            return done / (time.perf_counter() - (started or time.perf_counter()))
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    # (b) and (c) -----------------------------------------------------------------------------
+    def worker_env(self, group: str, output: str, *, audit: Path) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMS_")}
+        env.update(
+            {
+                "CLAIMS_BOOTSTRAP_SERVERS": self.servers,
+                "CLAIMS_GROUP_ID": group,
+                "CLAIMS_INPUT_TOPIC": self.input,
+                "CLAIMS_ADJUDICATED_TOPIC": output,
+                "CLAIMS_PENDED_TOPIC": output,
+                "CLAIMS_DEAD_LETTER_TOPIC": output,
+                "CLAIMS_PARTITIONS": str(PARTITIONS),
+                "CLAIMS_WEB_HOST": "127.0.0.1",
+                "CLAIMS_SESSION_TIMEOUT_SECONDS": "6",
+                "CLAIMS_HEARTBEAT_INTERVAL_SECONDS": "1",
+                "CLAIMS_REBALANCE_TIMEOUT_SECONDS": "6",
+                "CLAIMS_AUDIT_LOG": str(audit),
+            }
+        )
+        return env
+
+    def run_processes(self, commands: list[tuple[list[str], dict[str, str]]], output: str) -> dict[str, Any]:
+        broker_pid = self.broker.process.pid if self.broker.process else None
+        cpu_before = cpu_seconds(broker_pid) if broker_pid else 0.0
+        wall_before = time.monotonic()
+        processes = [
+            subprocess.Popen(
+                cmd, env=env, stdout=subprocess.DEVNULL, stderr=(self.workdir / "worker.stderr").open("ab")
+            )
+            for cmd, env in commands
+        ]
+        try:
+            records = asyncio.run(
+                collect(
+                    self.servers, [output], len(self.data), 600, alive=lambda: all(p.poll() is None for p in processes)
+                )
+            )
+            peaks = [proc_status(p.pid, "VmHWM") for p in processes]
+            worker_cpu = sum(cpu_seconds(p.pid) for p in processes)
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        wall = time.monotonic() - wall_before
+        if len(records) < len(self.data):
+            raise RuntimeError(f"only {len(records)} of {len(self.data)} outputs arrived")
+        return {
+            "rate": rate_of(records),
+            "outputs": len(records),
+            "peak_kib": max(peaks),
+            "broker_cpu_share": ((cpu_seconds(broker_pid) - cpu_before) / wall / (os.cpu_count() or 1))
+            if broker_pid
+            else None,
+            "worker_cpu_s": worker_cpu,
+        }
+
+    def naive_faust(self) -> dict[str, Any]:
+        output = f"{self.input}.naive-{uuid.uuid4().hex[:4]}"
+        asyncio.run(self.create(output))
+        env = dict(
+            os.environ,
+            BENCH_APP_ID=f"naive-{uuid.uuid4().hex[:6]}",
+            BENCH_BROKER=self.servers,
+            BENCH_IN=self.input,
+            BENCH_OUT=output,
+        )
+        cmd = [sys.executable, "-m", "bench.naive_faust", "worker", "--without-web", "-l", "warn"]
+        return self.run_processes([(cmd, env)], output)
+
+    def worker(self, processes: int = 1) -> dict[str, Any]:
+        group = f"worker-{uuid.uuid4().hex[:6]}"
+        output = f"{self.input}.{group}"
+        settings = Settings(
+            bootstrap_servers=self.servers,
+            group_id=group,
+            input_topic=self.input,
+            adjudicated_topic=output,
+            pended_topic=output,
+            dead_letter_topic=output,
+            partitions=PARTITIONS,
+        )
+        asyncio.run(topics.ensure(settings))
+        commands = []
+        for n in range(processes):
+            env = self.worker_env(group, output, audit=self.workdir / f"audit-{group}-{n}.log")
+            env["CLAIMS_WEB_PORT"] = str(20000 + (uuid.uuid4().int % 20000))
+            commands.append(([str(BIN / "claims-worker"), "run"], env))
+        return self.run_processes(commands, output)
+
+    # (d) -------------------------------------------------------------------------------------
+    def replay(self) -> dict[str, Any]:
+        output = f"{self.input}.replay-{uuid.uuid4().hex[:4]}"
+        asyncio.run(self.create(output))
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.replay_once", self.servers, self.input, output],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        )
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    # latency of (c) --------------------------------------------------------------------------
+    def latency(self, rate: int, seconds: int) -> dict[str, Any]:
+        group = f"latency-{uuid.uuid4().hex[:6]}"
+        source, output = f"{group}.in", f"{group}.out"
+        settings = Settings(
+            bootstrap_servers=self.servers,
+            group_id=group,
+            input_topic=source,
+            adjudicated_topic=output,
+            pended_topic=output,
+            dead_letter_topic=output,
+            partitions=PARTITIONS,
+        )
+        asyncio.run(topics.ensure(settings))
+        env = self.worker_env(group, output, audit=self.workdir / f"audit-{group}.log")
+        env.update(
+            {
+                "CLAIMS_INPUT_TOPIC": source,
+                "CLAIMS_WEB_PORT": str(20000 + (uuid.uuid4().int % 20000)),
+                "CLAIMS_BATCH_WITHIN_SECONDS": "0.005",
+                "CLAIMS_PRODUCER_LINGER_MS": "1",
+            }
+        )
+        process = subprocess.Popen(
+            [str(BIN / "claims-worker"), "run"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            return asyncio.run(self._paced(source, output, rate, seconds))
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+
+    async def _paced(self, source: str, output: str, rate: int, seconds: int) -> dict[str, Any]:
+        pool = [orjson.loads(raw) for raw in claims(2000, seed=77) if raw.startswith(b'{"schema_version":1,"event_id"')]
+        producer = AIOKafkaProducer(bootstrap_servers=self.servers, linger_ms=0)
+        await producer.start()
+        sent: dict[str, int] = {}
+
+        async def send(n: int) -> None:
+            event = dict(pool[n % len(pool)])
+            event["event_id"] = str(uuid.uuid4())
+            event["claim"] = {**event["claim"], "claim_id": f"LAT-{n:07d}"}
+            stamp = int(time.time() * 1000)
+            sent[event["event_id"]] = stamp
+            await producer.send(
+                source, orjson.dumps(event), key=event["claim"]["claim_id"].encode(), timestamp_ms=stamp
+            )
+
+        try:
+            for n in range(50):  # warm up: the group joins and the first batches run
+                await send(n)
+            await collect(self.servers, [output], 50, 120)
+            sent.clear()
+            total = rate * seconds
+            start = time.perf_counter()
+            for n in range(total):
+                delay = start + n / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await send(50 + n)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        records = await collect(self.servers, [output], 50 + total, 120)
+        latencies = sorted(
+            stamp - sent[orjson.loads(value)["source_event_id"]]
+            for value, stamp in records
+            if orjson.loads(value).get("source_event_id") in sent
+        )
+        q = statistics.quantiles(latencies, n=100)
+        return {
+            "offered_per_s": rate,
+            "seconds": seconds,
+            "samples": len(latencies),
+            "p50_ms": q[49],
+            "p95_ms": q[94],
+            "p99_ms": q[98],
+            "max_ms": latencies[-1],
+        }
+
+
+def core(data: list[bytes], repeats: int) -> dict[str, Any]:
+    """(e) the pure core, and the whole per-claim path, in one process."""
+    from claims_contracts import ClaimEvent, SourcePosition
+    from worker.adjudication import adjudicate
+    from worker.policy_files import load_policy_book
+    from worker.processor import Processor
+    from worker.translate import claim_from_event
+
+    book = load_policy_book()
+    parsed = []
+    for raw in data:
+        try:
+            parsed.append(claim_from_event(ClaimEvent.model_validate_json(raw)))
+        except ValueError:
+            continue
+    core_rates, path_rates = [], []
+    position = SourcePosition(file_line=1)
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for claim in parsed:
+            adjudicate(claim, book)
+        core_rates.append(len(parsed) / (time.perf_counter() - started))
+        processor = Processor(book)
+        started = time.perf_counter()
+        for raw in data:
+            result = processor.process(raw, position)
+            (result.event if hasattr(result, "event") else result.record).model_dump_json()
+        path_rates.append(len(data) / (time.perf_counter() - started))
+    return {"core_rate": statistics.median(core_rates), "path_rate": statistics.median(path_rates)}
+
+
+def memory(checkpoints: list[int]) -> dict[str, Any]:
+    """Resident memory of one process deciding claims through a bounded history."""
+    import random
+
+    from bench.data import claim
+    from claims_contracts import SourcePosition
+    from worker.policy_files import load_policy_book
+    from worker.processor import Decided, Processor
+
+    processor = Processor(load_policy_book())
+    rng = random.Random(5)
+    position = SourcePosition(file_line=1)
+    out = {}
+    for n in range(1, max(checkpoints) + 1):
+        result = processor.process(orjson.dumps(claim(rng, n)), position)
+        if isinstance(result, Decided):
+            processor.remember(result, emitted=True)
+        if n in checkpoints:
+            out[str(n)] = proc_status(os.getpid(), "VmRSS")
+            log(f"memory: {n:,} claims, RSS {out[str(n)] / 1024:.0f} MiB")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--claims", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--latency-rate", type=int, default=1000)
+    parser.add_argument("--latency-seconds", type=int, default=15)
+    parser.add_argument("--memory-claims", type=int, default=1_000_000)
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.json"))
+    args = parser.parse_args(argv)
+
+    workdir = Path(os.environ.get("BENCH_WORKDIR") or tempfile.mkdtemp(prefix="bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = claims(args.claims)
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "claims": args.claims,
+        "repeats": args.repeats,
+        "partitions": PARTITIONS,
+    }
+    log("(e) pure core")
+    results["core"] = core(data, args.repeats)
+    broker = start_broker()
+    results["broker"] = broker.kind
+    try:
+        run = Run(broker, data, args.repeats, workdir)
+        series: dict[str, list[Any]] = {"plain": [], "naive": [], "worker": [], "replay": [], "worker_x2": []}
+        for repeat in range(args.repeats):
+            log(f"repeat {repeat + 1}/{args.repeats}: (a) plain aiokafka loop")
+            series["plain"].append(asyncio.run(run.plain_loop()))
+            log("(b) naive Faust agent")
+            series["naive"].append(run.naive_faust())
+            log("(c) our worker")
+            series["worker"].append(run.worker(1))
+            log("(d) replay")
+            series["replay"].append(run.replay())
+            log("scale-out: two worker processes")
+            series["worker_x2"].append(run.worker(2))
+        results["raw"] = series
+        median = statistics.median
+        results["throughput"] = {
+            "plain": median(series["plain"]),
+            "naive_faust": median(r["rate"] for r in series["naive"]),
+            "worker": median(r["rate"] for r in series["worker"]),
+            "replay": median(r["rate"] for r in series["replay"]),
+            "worker_x2": median(r["rate"] for r in series["worker_x2"]),
+        }
+        t = results["throughput"]
+        results["ratios"] = {
+            "worker_over_naive": t["worker"] / t["naive_faust"],
+            "replay_over_plain": t["replay"] / t["plain"],
+            "two_workers_over_one": t["worker_x2"] / t["worker"],
+        }
+        results["peak_kib"] = {
+            "worker": median(r["peak_kib"] for r in series["worker"]),
+            "replay": median(r["peak_kib"] for r in series["replay"]),
+            "naive_faust": median(r["peak_kib"] for r in series["naive"]),
+        }
+        results["broker_cpu_share"] = {
+            "worker": median(r["broker_cpu_share"] or 0 for r in series["worker"]),
+            "worker_x2": median(r["broker_cpu_share"] or 0 for r in series["worker_x2"]),
+        }
+        log(f"latency at {args.latency_rate}/s for {args.latency_seconds}s")
+        results["latency"] = run.latency(args.latency_rate, args.latency_seconds)
+    finally:
+        broker.stop()
+    checkpoints = sorted({min(100_000, args.memory_claims), args.memory_claims})
+    log("memory")
+    results["memory_kib"] = memory(checkpoints)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    log(f"wrote {args.out}")
+    print(json.dumps({k: results[k] for k in ("throughput", "ratios", "core", "latency", "memory_kib")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
