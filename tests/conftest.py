@@ -23,3 +23,11 @@ def policies() -> PolicyBook:
 def processor(policies: PolicyBook) -> Processor:
     """A processor with a fixed clock, so outputs compare whole."""
     return Processor(policies, clock=lambda: FIXED_NOW)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which Kafka-protocol broker the integration tests ran against."""
+    from tests.integration.conftest import BROKERS_USED
+
+    for used in BROKERS_USED:
+        terminalreporter.write_line(f"integration tests ran against the {used}")

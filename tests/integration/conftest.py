@@ -34,10 +34,15 @@ CLI = str(Path(sys.executable).with_name("claims-worker"))
 PARTITIONS = 3
 
 
+BROKERS_USED: list[str] = []
+"""Which broker the session used, for the terminal summary (tests/conftest.py)."""
+
+
 @pytest.fixture(scope="session")
 def broker() -> Iterator[Broker]:
     """The session's broker; says which kind ran."""
     started = start_broker()
+    BROKERS_USED.append(f"{started.kind} broker at {started.bootstrap_servers}")
     print(f"\n[integration] broker: {started.kind} at {started.bootstrap_servers}", file=sys.stderr)
     yield started
     started.stop()
