@@ -271,4 +271,6 @@ def run(settings: Settings) -> int:
     else:
         code = 0
     audit.lifecycle("worker.stopped", error=None if code == 0 else f"exit {code}")
+    if code != 0:
+        print(f"claims-worker: error: the worker stopped with status {code}; the audit log says why", file=sys.stderr)
     return code

@@ -9,6 +9,7 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from worker.processor import DeadLettered, Decided, Processor
 
 EXIT_INPUT = 2
 EXIT_CONFIG = 3
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: a service the worker needs cannot be reached
 
 
 def _fail(code: int, message: str) -> NoReturn:
@@ -139,6 +141,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         load_policy_book(settings.policy_dir)
     except PolicyError as error:
         _fail(EXIT_CONFIG, f"invalid policy: {error}")
+    import asyncio
+
+    from worker.topics import check_brokers
+
+    def stop_before_start(signum: int, _frame: Any) -> None:
+        # Faust is not running yet: nothing to finish or commit, so stop at once.
+        audit.lifecycle("worker.stopping", error="signal before start")
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop_before_start)
+    try:
+        asyncio.run(check_brokers(settings))
+    except ConnectionError as error:
+        audit.lifecycle("worker.stopped", error=str(error))
+        _fail(EXIT_UNAVAILABLE, str(error))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return app.run(settings)
 
 

@@ -7,6 +7,7 @@ match: Faust refuses a table whose changelog and source partitions differ).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Literal
 
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 from pydantic import BaseModel, ConfigDict
 
 from worker.settings import Settings
@@ -73,6 +75,23 @@ def plan(settings: Settings, path: Path | None = None) -> list[TopicSpec]:
             assert entry.setting is not None  # noqa: S101 - every non-changelog role names its setting
             specs.append(TopicSpec(str(getattr(settings, entry.setting)), n, r, dict(entry.config)))
     return specs
+
+
+async def check_brokers(settings: Settings, timeout: float = 15.0) -> None:
+    """Connect to the brokers once, so an unreachable cluster is one clear error at start-up.
+
+    Raises:
+        ConnectionError: no broker answered within the timeout.
+    """
+    admin = _admin(settings)
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+    except (TimeoutError, OSError, KafkaError) as error:
+        raise ConnectionError(
+            f"cannot reach the brokers at {settings.bootstrap_servers} ({type(error).__name__})"
+        ) from None
+    finally:
+        await admin.close()
 
 
 def _admin(settings: Settings) -> AIOKafkaAdminClient:
