@@ -18,6 +18,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from worker import audit
+from worker.adjudication import PolicyBook
 from worker.history import ClaimHistory
 from worker.metrics import Metrics
 from worker.policy_files import load_policy_book
@@ -71,9 +72,15 @@ def _credentials(settings: Settings) -> Any:
     return None
 
 
-def build_app(settings: Settings) -> tuple[faust.App, Runtime]:
-    """Build the Faust app: topics, tables, the adjudication agent, health and metrics pages."""
-    policies = load_policy_book(settings.policy_dir)
+def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[faust.App, Runtime]:
+    """Build the Faust app: topics, tables, the adjudication agent, health and metrics pages.
+
+    Args:
+        settings: the worker's settings.
+        policies: the policy book, when the caller has loaded it already (start-up checks it).
+    """
+    if policies is None:
+        policies = load_policy_book(settings.policy_dir)
     metrics = Metrics()
     runtime = Runtime(metrics)
     datadir = Path(tempfile.gettempdir()) / "claims-worker" / settings.group_id
@@ -240,9 +247,9 @@ def _hard_exit(grace: float) -> None:
     os._exit(70)
 
 
-def run(settings: Settings) -> int:
+def run(settings: Settings, policies: PolicyBook | None = None) -> int:
     """Run the worker until SIGTERM or SIGINT; return the exit status."""
-    app, _runtime = build_app(settings)
+    app, _runtime = build_app(settings, policies)
     audit.lifecycle(
         "worker.starting",
         group_id=settings.group_id,

@@ -21,7 +21,7 @@ from claims_contracts.v1 import SourcePosition
 from worker import __version__
 from worker.adjudication import PolicyBook, PolicyError
 from worker.explain import render
-from worker.policy_files import load_code_table, load_policy_book
+from worker.policy_files import bundled_policy_dir, load_code_table, load_policy_book
 from worker.processor import DeadLettered, Decided, Processor
 
 EXIT_INPUT = 2
@@ -87,7 +87,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     """Explain the decision of each claim in a file (one JSON document, or JSON lines)."""
     policies = _policies(args.policy_dir)
     processor = Processor(policies, pinned_version=args.policy_version, skip_redelivered=False)
-    codes = load_code_table(Path(args.policy_dir)) if args.policy_dir else load_code_table(_bundled())
+    codes = load_code_table(Path(args.policy_dir) if args.policy_dir else bundled_policy_dir())
     stream = _open_input(args.file)
     with stream:
         data = stream.read()
@@ -108,12 +108,6 @@ def _lines_of(data: bytes) -> Iterator[tuple[int, bytes]]:
     for number, raw in enumerate(data.splitlines(), start=1):
         if raw.strip():
             yield number, raw
-
-
-def _bundled() -> Path:
-    from worker.policy_files import bundled_policy_dir
-
-    return bundled_policy_dir()
 
 
 def _settings() -> Any:
@@ -138,7 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     audit.configure(_audit_stream(settings.audit_log), level=settings.log_level)
     try:
-        load_policy_book(settings.policy_dir)
+        policies = load_policy_book(settings.policy_dir)
     except PolicyError as error:
         _fail(EXIT_CONFIG, f"invalid policy: {error}")
     import asyncio
@@ -158,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _fail(EXIT_UNAVAILABLE, str(error))
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return app.run(settings)
+    return app.run(settings, policies)
 
 
 def cmd_topics(args: argparse.Namespace) -> int:

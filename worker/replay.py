@@ -455,8 +455,9 @@ class Replayer:
                             items.append(out)
                         position[tp] = message.offset + 1
                         done += 1
-                    if position[tp] >= ends[tp] or await consumer.position(tp) >= ends[tp]:
-                        position[tp] = max(position[tp], min(await consumer.position(tp), ends[tp]))
+                    # The consumer is never behind what was decided; it is ahead past gaps in the
+                    # offsets (compaction, transaction markers) or past the end of the range.
+                    position[tp] = min(await consumer.position(tp), ends[tp])
                 if items:
                     await sink.write(items)
                     self.outputs += len(items)

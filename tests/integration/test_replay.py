@@ -37,6 +37,12 @@ async def produce_with_times(servers: str, topic: str, values: list[bytes]) -> N
         await producer.stop()
 
 
+def compared_with_live(deployment: Deployment, report_dir: Path) -> list[str]:
+    """The arguments that compare a replay with the live outputs and write the report."""
+    s = deployment.settings
+    return ["--compare-with", s.adjudicated_topic, "--compare-with", s.pended_topic, "--report-dir", str(report_dir)]
+
+
 def replay(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
     env = deployment.env(0)
     env.pop("CLAIMS_WEB_PORT")
@@ -70,12 +76,7 @@ def test_replay_reproduces_the_live_decisions_and_reports_what_if_changes(record
         "2025.08.21",
         "--output-topic",
         f"{recorded.name}.replay",
-        "--compare-with",
-        s.adjudicated_topic,
-        "--compare-with",
-        s.pended_topic,
-        "--report-dir",
-        str(tmp_path / "r1"),
+        *compared_with_live(recorded, tmp_path / "r1"),
     )
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "r1" / "report.json").read_text())
@@ -141,12 +142,7 @@ def test_replay_reproduces_the_live_decisions_and_reports_what_if_changes(record
         str(policy_dir),
         "--output-file",
         str(tmp_path / "whatif.jsonl"),
-        "--compare-with",
-        s.adjudicated_topic,
-        "--compare-with",
-        s.pended_topic,
-        "--report-dir",
-        str(tmp_path / "r4"),
+        *compared_with_live(recorded, tmp_path / "r4"),
     )
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "r4" / "report.json").read_text())
