@@ -15,12 +15,16 @@ from typing import Any
 
 import faust
 from aiohttp import web
+from aiokafka.errors import KafkaError
+from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from worker import audit
 from worker.adjudication import PolicyBook
+from worker.continuity import Gap, OffsetTracker
 from worker.history import ClaimHistory
 from worker.metrics import Metrics
+from worker.offset_guard import GapReader, committed_offset, guard_consumer
 from worker.policy_files import load_policy_book
 from worker.processor import Processor
 from worker.settings import Settings
@@ -46,6 +50,7 @@ class Runtime:
 
     metrics: Metrics
     handler: StreamHandler | None = None
+    gaps: GapCheck | None = None
     agent: Any = None
     """The adjudication agent (component tests drive it with `test_context()`)."""
     assigned: set[tuple[str, int]] = field(default_factory=set)
@@ -109,17 +114,23 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
         web_host=settings.web_host,
     )
     source = app.topic(settings.input_topic, partitions=settings.partitions, key_type=bytes, value_type=bytes)
-    tables = {
-        name: app.Table(
-            name,
-            default=None,
-            partitions=settings.partitions,
-            schema=faust.Schema(key_serializer="json", value_serializer="json"),
-        )
-        for name in TABLES
-    }
-    views = {name: TableView(table) for name, table in tables.items()}
-    history = ClaimHistory(views["seen"], views["claims"], views["lines"], max_claims=settings.history_max_claims)
+    # Before anything creates the consumer: the input topic's offsets are checked by us, not Faust.
+    guard_consumer(app, settings.input_topic)
+    (table_name,) = TABLES
+    table = app.Table(
+        table_name,
+        default=None,
+        partitions=settings.partitions,
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+    )
+    view = TableView(table)
+    history = ClaimHistory(view, max_claims=settings.history_max_claims)
+
+    @table.on_recover
+    async def rebuild_indexes() -> None:
+        # Recovery (after every rebalance) replaced the table's contents underneath us.
+        history.rebuild()
+
     processor = Processor(policies, history=history, max_input_bytes=settings.max_input_bytes)
     topics = Topics(settings.adjudicated_topic, settings.pended_topic, settings.dead_letter_topic)
 
@@ -131,10 +142,27 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
         FaustPublisher(app),
         topics,
         metrics,
-        scope=SharedScope(*views.values()),
+        scope=SharedScope(view),
         on_progress=progress,
     )
     runtime.handler = handler
+    gaps = GapCheck(app, settings, metrics)
+    runtime.gaps = gaps
+
+    async def decide(events: list[Any]) -> None:
+        incoming = [
+            Incoming(
+                value=event.message.value or b"",
+                key=event.message.key,
+                topic=event.message.topic,
+                partition=event.message.partition,
+                offset=event.message.offset,
+            )
+            for event in events
+        ]
+        recovered, confirmed = await gaps.read_back(incoming)
+        await handler.handle_batch(recovered + incoming)
+        await gaps.confirm(confirmed)
 
     @app.agent(source, concurrency=1)  # concurrency 1: >1 can commit past in-flight events (faust #606)
     async def adjudicate(stream: Any) -> None:
@@ -152,20 +180,7 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
 
         stream.add_processor(hold)
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
-            batch = asyncio.ensure_future(
-                handler.handle_batch(
-                    [
-                        Incoming(
-                            value=event.message.value or b"",
-                            key=event.message.key,
-                            topic=event.message.topic,
-                            partition=event.message.partition,
-                            offset=event.message.offset,
-                        )
-                        for event in events
-                    ]
-                )
-            )
+            batch = asyncio.ensure_future(decide(events))
             try:
                 # A shutdown lets the batch in hand finish (the shutdown watchdog bounds it).
                 await asyncio.shield(batch)
@@ -208,6 +223,7 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust's signal stubs want a sync signature
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
         runtime.assigned = {(tp.topic, tp.partition) for tp in assigned}
+        gaps.forget()
         runtime.joined = True
         mine = sorted(p for t, p in runtime.assigned if t == settings.input_topic)
         audit.lifecycle("worker.partitions_assigned", partitions=mine, group_id=settings.group_id)
@@ -215,9 +231,77 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust's signal stubs want a sync signature
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         gone = sorted(tp.partition for tp in revoked if tp.topic == settings.input_topic)
+        gaps.forget()
         audit.lifecycle("worker.partitions_revoked", partitions=gone, group_id=settings.group_id)
 
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust's signal stubs want a sync signature
+    async def close_reader(sender: Any, **_: Any) -> None:
+        await gaps.close()
+
     return app, runtime
+
+
+class GapCheck:
+    """Finds offsets the stream skipped, reads them back, and confirms them once decided."""
+
+    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics) -> None:
+        self.app = app
+        self.topic = settings.input_topic
+        self.metrics = metrics
+        self.tracker = OffsetTracker(lambda partition: committed_offset(app, self.topic, partition))
+        self.reader = GapReader(settings, self.topic)
+        self.unconfirmed: list[Gap] = []
+        """Gaps not read back yet (the broker did not answer): retried with the next batch."""
+
+    def forget(self) -> None:
+        """The assignment changed: the stream restarts at the committed offsets."""
+        self.tracker.forget()
+        self.unconfirmed.clear()
+
+    async def read_back(self, batch: list[Incoming]) -> tuple[list[Incoming], list[Gap]]:
+        """The records of the gaps before this batch's offsets, and the gaps they fill."""
+        found = self.tracker.observe_all((item.partition, item.offset) for item in batch if item.topic == self.topic)
+        todo, self.unconfirmed = self.unconfirmed + found, []
+        recovered: list[Incoming] = []
+        readable: list[Gap] = []
+        for gap in todo:
+            try:
+                records = await self.reader.read(gap)
+            except (TimeoutError, KafkaError) as error:
+                self.unconfirmed.append(gap)
+                audit.lifecycle(
+                    "worker.offset_gap_unread",
+                    partition=gap.partition,
+                    start_offset=gap.start,
+                    end_offset=gap.end,
+                    error=type(error).__name__,
+                )
+                continue
+            recovered += [
+                Incoming(value=r.value or b"", key=r.key, topic=self.topic, partition=gap.partition, offset=r.offset)
+                for r in records
+            ]
+            readable.append(gap)
+            self.metrics.offset_gaps.inc()
+            self.metrics.gap_records.inc(len(records))
+            audit.lifecycle(
+                "worker.offset_gap",
+                partition=gap.partition,
+                start_offset=gap.start,
+                end_offset=gap.end,
+                records=len(records),
+            )
+        return recovered, readable
+
+    async def confirm(self, gaps: list[Gap]) -> None:
+        """Let Faust commit past gaps whose records are decided and delivered."""
+        for gap in gaps:
+            consumer: Any = self.app.consumer  # the guarded consumer (`guard_consumer`)
+            await consumer.confirm_gap(TP(self.topic, gap.partition), gap.start, gap.end)
+
+    async def close(self) -> None:
+        """Stop the read-back consumer."""
+        await self.reader.close()
 
 
 class BoundedWorker(faust.Worker):

@@ -65,6 +65,11 @@ ALLOWED_KEYS = frozenset(
         "duration_s",
         "events",
         "error",
+        # offset continuity (worker.offset_gap)
+        "partition",
+        "start_offset",
+        "end_offset",
+        "records",
     }
 )
 """Keys an audit line may carry. Anything else is dropped."""

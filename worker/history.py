@@ -1,18 +1,22 @@
 """What the worker remembers of the claims it decided: redeliveries, duplicates, supersessions.
 
-The stores are plain mutable mappings: Faust tables (with changelogs) in the
-stream worker, dicts in the command line. Values are JSON-friendly so a table
-changelog can carry them.
+One record per claim id is the whole persisted state: a mutable mapping that is a
+Faust table (with a changelog) in the stream worker and a dict elsewhere. Values are
+JSON-friendly so the changelog can carry them. A record holds the claim's last
+decision, its status (active, voided, replaced), the fingerprints of its lines and
+the input events whose outputs were delivered.
 
-Keys: `seen` maps an input event id to the output event id emitted for it;
-`claims` maps a claim id to its last decision; `lines` maps a line fingerprint
-to the claim line that holds it.
+The two look-ups the worker makes per claim, "was this input already emitted?" and
+"which claim holds this line?", are indexes derived in memory from the records and
+rebuilt after a table recovery (`rebuild`). Deriving them instead of keeping them as
+tables of their own means one changelog write per claim instead of one per line
+plus one per input: the table writes were the largest cost of the stream worker.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import deque
+from collections import OrderedDict
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -21,6 +25,10 @@ from worker.adjudication.ndc import normalize
 
 DEFAULT_MAX_CLAIMS = 100_000
 """Claims remembered by default: about a day of a mid-size plan's ketamine-policy traffic."""
+
+EVENTS_PER_CLAIM = 8
+"""Delivered input events remembered per claim (resends of one claim id): redeliveries of
+older ones are decided again and get the same output event id."""
 
 ACTIVE = "active"
 VOIDED = "voided"
@@ -49,36 +57,75 @@ def line_fingerprint(claim: Claim, line: Line) -> str:
 
 
 class ClaimHistory:
-    """Claim memory over three mutable mappings."""
+    """Claim memory: persisted records, indexes derived in memory."""
 
-    def __init__(
-        self,
-        seen: MutableMapping[str, Any],
-        claims: MutableMapping[str, Any],
-        lines: MutableMapping[str, Any],
-        *,
-        max_claims: int | None = None,
-    ) -> None:
-        self.seen = seen
+    def __init__(self, claims: MutableMapping[str, Any], *, max_claims: int | None = None) -> None:
         self.claims = claims
-        self.lines = lines
+        """Claim id -> record; the only persisted state."""
         self.max_claims = max_claims
-        """Remember at most this many claims (and as many input events): memory stays bounded.
-        The oldest are forgotten first; a redelivery or duplicate older than the window is
-        decided afresh (same output id for a redelivery, so consumers still de-duplicate)."""
-        self._claim_order: deque[str] = deque()
-        self._seen_order: deque[str] = deque()
-        self._seeded = False
+        """Remember at most this many claims: memory stays bounded. The oldest are forgotten
+        first; a redelivery or duplicate older than the window is decided afresh (same output
+        id for a redelivery, so consumers still de-duplicate)."""
+        self._unsaved: dict[str, dict[str, Any]] = {}
+        """Records of decisions whose outputs are not yet delivered (written on delivery)."""
+        self._order: OrderedDict[str, None] = OrderedDict()
+        self._emitted: dict[str, str] = {}
+        self._owners: dict[str, tuple[str, int]] = {}
+        self._built = False
 
     @classmethod
     def in_memory(cls, max_claims: int | None = DEFAULT_MAX_CLAIMS) -> ClaimHistory:
-        """A history held in dicts (command line, replay, tests)."""
-        return cls({}, {}, {}, max_claims=max_claims)
+        """A history held in a dict (command line, replay, tests)."""
+        return cls({}, max_claims=max_claims)
+
+    # -- derived indexes ----------------------------------------------------------------
+
+    def rebuild(self) -> None:
+        """Derive the indexes from the records again: after a table recovery or rebalance.
+
+        Records recovered from a changelog come in changelog order, oldest first.
+        """
+        self._order = OrderedDict.fromkeys(self.claims)
+        self._emitted = {}
+        self._owners = {}
+        for claim_id, record in self.claims.items():
+            self._index(claim_id, record)
+        for claim_id, record in self._unsaved.items():
+            self._order[claim_id] = None
+            self._index(claim_id, record)
+        self._built = True
+
+    def _ensure_built(self) -> None:
+        if not self._built:
+            self.rebuild()
+
+    def _index(self, claim_id: str, record: dict[str, Any]) -> None:
+        for source, output in record.get("emitted", ()):
+            self._emitted[source] = output
+        if record.get("status", ACTIVE) == ACTIVE:
+            for fingerprint, line_number in record.get("lines", ()):
+                self._owners[fingerprint] = (claim_id, line_number)
+
+    def _unindex(self, claim_id: str, record: dict[str, Any], *, events: bool) -> None:
+        for fingerprint, _ in record.get("lines", ()):
+            if self._owners.get(fingerprint, ("",))[0] == claim_id:
+                del self._owners[fingerprint]
+        if events:
+            for source, _ in record.get("emitted", ()):
+                self._emitted.pop(source, None)
+
+    def _record(self, claim_id: str) -> dict[str, Any] | None:
+        record = self._unsaved.get(claim_id)
+        if record is None:
+            record = self.claims.get(claim_id)
+        return record
+
+    # -- questions ----------------------------------------------------------------------
 
     def already_emitted(self, source_event_id: str) -> str | None:
-        """The output event id already emitted for this input event, if remembered."""
-        value = self.seen.get(source_event_id)
-        return str(value) if value is not None else None
+        """The output event id already delivered for this input event, if remembered."""
+        self._ensure_built()
+        return self._emitted.get(source_event_id)
 
     def duplicates(self, claim: Claim) -> dict[int, str]:
         """Lines of this claim that exactly repeat a line of another active claim.
@@ -88,15 +135,14 @@ class ClaimHistory:
         """
         if claim.frequency_code == "8":
             return {}
+        self._ensure_built()
         found: dict[int, str] = {}
         for line in claim.lines:
-            owner = self.lines.get(line_fingerprint(claim, line))
+            owner = self._owners.get(line_fingerprint(claim, line))
             if owner is None:
                 continue
-            owner_claim, owner_line = str(owner[0]), int(owner[1])
+            owner_claim, owner_line = owner
             if owner_claim in (claim.claim_id, claim.original_claim_id):
-                continue
-            if (self.claims.get(owner_claim) or {}).get("status", ACTIVE) != ACTIVE:
                 continue
             found[line.line_number] = f"claim {owner_claim} line {owner_line}"
         return found
@@ -105,71 +151,81 @@ class ClaimHistory:
         """The output event id of the decision a replacement or void supersedes, if known."""
         if claim.original_claim_id is None or claim.frequency_code == "1":
             return None
-        record = self.claims.get(claim.original_claim_id)
-        return str(record["event_id"]) if record else None
+        record = self._record(claim.original_claim_id)
+        return str(record["event_id"]) if record and record.get("event_id") else None
 
-    def mark_emitted(self, source_event_id: str, output_event_id: str) -> None:
-        """Remember that the output of an input was delivered: a redelivery is then skipped.
+    # -- changes ------------------------------------------------------------------------
+
+    def record(self, claim: Claim, decision: Decision) -> None:
+        """Remember a decided claim before its output is delivered (in memory only).
+
+        Its lines count for duplicates from now on, so a duplicate later in the same batch
+        is caught. The record is persisted by `mark_emitted`, once the output is delivered.
+        """
+        self._ensure_built()
+        if claim.original_claim_id is not None and claim.frequency_code in ("7", "8"):
+            self._retire(claim.original_claim_id, REPLACED if claim.frequency_code == "7" else VOIDED)
+        previous = self._record(claim.claim_id)
+        if previous is not None:
+            self._unindex(claim.claim_id, previous, events=False)
+        lines = []
+        if claim.frequency_code != "8":
+            lines = [
+                [line_fingerprint(claim, line), line.line_number]
+                for line, result in zip(claim.lines, decision.lines, strict=True)
+                if result.rule != "claim.duplicate"
+            ]
+        record = {
+            "event_id": decision.event_id,
+            "status": ACTIVE if claim.frequency_code != "8" else VOIDED,
+            "lines": lines,
+            "pended": decision.pended,
+            "denied": any(r.outcome is Outcome.DENIED for r in decision.lines),
+            "emitted": list(previous.get("emitted", ())) if previous else [],
+        }
+        self._unsaved[claim.claim_id] = record
+        self._order[claim.claim_id] = None
+        self._order.move_to_end(claim.claim_id)
+        self._index(claim.claim_id, record)
+
+    def mark_emitted(self, claim: Claim, decision: Decision) -> None:
+        """Persist the claim's record now that its output is delivered: a redelivery is then skipped.
 
         Called only after the broker acknowledged the output, so "emitted" never runs
         ahead of the output itself.
         """
-        if source_event_id not in self.seen:
-            self._seen_order.append(source_event_id)
-        self.seen[source_event_id] = output_event_id
-        while self.max_claims is not None and len(self._seen_order) > self.max_claims:
-            self.seen.pop(self._seen_order.popleft(), None)
-
-    def record(self, claim: Claim, decision: Decision) -> None:
-        """Remember a decided claim's lines and status (duplicates, supersession)."""
-        if claim.original_claim_id is not None and claim.frequency_code in ("7", "8"):
-            self._retire(claim.original_claim_id, REPLACED if claim.frequency_code == "7" else VOIDED)
-        if claim.frequency_code == "8":
+        self._ensure_built()
+        record = self._unsaved.pop(claim.claim_id, None) or self._record(claim.claim_id)
+        if record is None:  # evicted between decision and delivery (a tiny window)
             return
-        kept = []
-        for line, result in zip(claim.lines, decision.lines, strict=True):
-            if result.rule == "claim.duplicate":
-                continue
-            fingerprint = line_fingerprint(claim, line)
-            self.lines[fingerprint] = [claim.claim_id, line.line_number]
-            kept.append(fingerprint)
-        if claim.claim_id not in self.claims:
-            self._claim_order.append(claim.claim_id)
-        self.claims[claim.claim_id] = {
-            "event_id": decision.event_id,
-            "status": ACTIVE,
-            "lines": kept,
-            "pended": decision.pended,
-            "denied": any(r.outcome is Outcome.DENIED for r in decision.lines),
-        }
+        emitted = [pair for pair in record["emitted"] if pair[0] != claim.event_id]
+        emitted.append([claim.event_id, decision.event_id])
+        record["emitted"] = emitted[-EVENTS_PER_CLAIM:]
+        for source, _ in emitted[:-EVENTS_PER_CLAIM]:
+            self._emitted.pop(source, None)
+        self._emitted[claim.event_id] = decision.event_id
+        self.claims[claim.claim_id] = record
         self._evict()
 
-    def _evict(self) -> None:
-        if not self._seeded:
-            # A table recovered from its changelog holds claims this process did not record:
-            # they are the oldest, in changelog order.
-            self._seeded = True
-            recorded = set(self._claim_order)
-            self._claim_order.extendleft(reversed([key for key in self.claims if key not in recorded]))
-        while self.max_claims is not None and len(self._claim_order) > self.max_claims:
-            oldest = self._claim_order.popleft()
-            record = self.claims.pop(oldest, None) or {}
-            for fingerprint in record.get("lines", []):
-                owner = self.lines.get(fingerprint)
-                if owner is not None and owner[0] == oldest:
-                    del self.lines[fingerprint]
-
     def _retire(self, claim_id: str, status: str) -> None:
-        record = self.claims.get(claim_id)
+        record = self._record(claim_id)
         if record is None:
             # The original is unknown here (decided before our memory, or on another
             # partition): remember its retirement so a late original is not a duplicate source.
-            self._claim_order.append(claim_id)
-            self.claims[claim_id] = {"event_id": None, "status": status, "lines": []}
-            self._evict()
-            return
-        for fingerprint in record.get("lines", []):
-            owner = self.lines.get(fingerprint)
-            if owner is not None and owner[0] == claim_id:
-                del self.lines[fingerprint]
-        self.claims[claim_id] = {**record, "status": status, "lines": []}
+            record = {"event_id": None, "lines": [], "emitted": []}
+        else:
+            self._unindex(claim_id, record, events=False)
+        retired = {**record, "status": status}
+        self._order[claim_id] = None
+        if claim_id in self._unsaved:
+            self._unsaved[claim_id] = retired
+        else:
+            self.claims[claim_id] = retired
+
+    def _evict(self) -> None:
+        while self.max_claims is not None and len(self._order) > self.max_claims:
+            oldest, _ = self._order.popitem(last=False)
+            unsaved, stored = self._unsaved.pop(oldest, None), self.claims.pop(oldest, None)
+            record = unsaved or stored
+            if record is not None:
+                self._unindex(oldest, record, events=True)

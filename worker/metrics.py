@@ -38,4 +38,12 @@ class Metrics:
             ["partition"],
             registry=self.registry,
         )
+        self.offset_gaps = Counter(
+            "claims_offset_gaps",
+            "Skipped input offset ranges found and read back from the broker.",
+            registry=self.registry,
+        )
+        self.gap_records = Counter(
+            "claims_gap_records", "Input records recovered from skipped offset ranges.", registry=self.registry
+        )
         self.ready = Gauge("claims_ready", "1 when the worker is ready to process claims.", registry=self.registry)

@@ -139,4 +139,4 @@ class Processor:
         """
         self.history.record(decided.claim, decided.decision)
         if emitted:
-            self.history.mark_emitted(decided.claim.event_id, decided.decision.event_id)
+            self.history.mark_emitted(decided.claim, decided.decision)

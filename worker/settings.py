@@ -8,6 +8,7 @@ list also answers to the conventional `KAFKA_BOOTSTRAP_SERVERS`. An unknown
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
 from typing import Any, Literal
 
@@ -92,6 +93,20 @@ class Settings(BaseSettings):
     def broker_list(self) -> list[str]:
         """The broker list as aiokafka wants it."""
         return [server.strip() for server in self.bootstrap_servers.split(",") if server.strip()]
+
+    def client_security(self) -> dict[str, Any]:
+        """Connection security as aiokafka's clients take it (the same brokers Faust reaches)."""
+        if self.security_protocol == "PLAINTEXT":
+            return {}
+        context = ssl.create_default_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        options: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = context
+        if self.security_protocol.startswith("SASL_"):
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+        return options
 
 
 def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:

@@ -159,7 +159,7 @@ class StreamHandler:
             self.scope.partition = item.incoming.partition
         result = item.result
         if isinstance(result, Decided):
-            self.processor.history.mark_emitted(result.claim.event_id, result.decision.event_id)
+            self.processor.history.mark_emitted(result.claim, result.decision)
             self.metrics.decisions.labels(result.event.event_type).inc()
             for line in result.event.lines:
                 self.metrics.line_outcomes.labels(line.outcome.value, line.rule).inc()

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from worker.settings import Settings
 
-TABLES = ("seen", "claims", "lines")
+TABLES = ("claims",)
 """The worker's Faust tables; each has a compacted changelog topic."""
 
 
@@ -95,7 +95,9 @@ async def check_brokers(settings: Settings, timeout: float = 15.0) -> None:
 
 
 def _admin(settings: Settings) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(bootstrap_servers=settings.broker_list, request_timeout_ms=15000)
+    return AIOKafkaAdminClient(
+        bootstrap_servers=settings.broker_list, request_timeout_ms=15000, **settings.client_security()
+    )
 
 
 async def ensure(settings: Settings, specs: list[TopicSpec] | None = None) -> dict[str, str]:

@@ -19,7 +19,7 @@ from tests.builders import (
     service_line,
     to_bytes,
 )
-from worker.processor import Decided, Processor
+from worker.processor import Decided, Processor, Redelivered
 
 
 @dataclass(frozen=True)
@@ -525,8 +525,6 @@ class TestClaimHistory:
         assert again.lines[0].rule == "criteria.chronic_pain"
 
     def test_a_redelivered_input_is_not_decided_twice(self, processor: Processor) -> None:
-        from worker.processor import Redelivered
-
         (first,) = self.decide_in_order(processor, claim_event(claim_id="A"))
         again = processor.process(to_bytes(claim_event(claim_id="A")), SourcePosition(file_line=2))
         assert again == Redelivered(str(first.source_event_id), str(first.event_id))
@@ -543,16 +541,56 @@ class TestBoundedHistory:
             assert isinstance(result, Decided)
             processor.remember(result, emitted=True)
         assert list(history.claims) == ["C7", "C8", "C9"]
-        assert len(history.seen) == 3
-        assert len(history.lines) == 3
+        # The derived indexes forget with the records: C0's input is decided afresh.
+        again = processor.process(to_bytes(claim_event(claim_id="C0")), SourcePosition(file_line=11))
+        assert isinstance(again, Decided)
+        assert isinstance(
+            processor.process(to_bytes(claim_event(claim_id="C9")), SourcePosition(file_line=12)), Redelivered
+        )
 
     def test_a_recovered_table_is_evicted_oldest_first(self, policies: Any) -> None:
         from worker.history import ClaimHistory
 
-        recovered = {f"OLD{n}": {"event_id": None, "status": "active", "lines": []} for n in range(3)}
-        history = ClaimHistory({}, recovered, {}, max_claims=3)
+        recovered = {f"OLD{n}": {"event_id": None, "status": "active", "lines": [], "emitted": []} for n in range(3)}
+        history = ClaimHistory(recovered, max_claims=3)
         processor = Processor(policies, history=history)
         result = processor.process(to_bytes(claim_event(claim_id="NEW")), SourcePosition(file_line=1))
         assert isinstance(result, Decided)
         processor.remember(result, emitted=True)
         assert list(history.claims) == ["OLD1", "OLD2", "NEW"]
+
+    def test_indexes_are_rebuilt_from_a_recovered_table(self, policies: Any) -> None:
+        """A new worker that recovers the table knows redeliveries and duplicates of the old one's claims."""
+        from worker.history import ClaimHistory
+
+        table: dict[str, Any] = {}
+        first = Processor(policies, history=ClaimHistory(table))
+        decided = first.process(to_bytes(claim_event(claim_id="A", member_id="M1")), SourcePosition(file_line=1))
+        assert isinstance(decided, Decided)
+        first.remember(decided, emitted=True)
+        assert list(table) == ["A"], "one persisted record per claim"
+
+        recovered = ClaimHistory(dict(table))
+        recovered.rebuild()
+        second = Processor(policies, history=recovered)
+        redelivered = second.process(to_bytes(claim_event(claim_id="A", member_id="M1")), SourcePosition(file_line=2))
+        assert redelivered == Redelivered(str(decided.claim.event_id), str(decided.decision.event_id))
+        repeat = second.process(to_bytes(claim_event(claim_id="B", member_id="M1")), SourcePosition(file_line=3))
+        assert isinstance(repeat, Decided)
+        assert repeat.event.lines[0].rule == "claim.duplicate"
+
+    def test_a_record_is_persisted_only_once_its_output_is_delivered(self, policies: Any) -> None:
+        from worker.history import ClaimHistory
+
+        table: dict[str, Any] = {}
+        processor = Processor(policies, history=ClaimHistory(table))
+        first = processor.process(to_bytes(claim_event(claim_id="A", member_id="M1")), SourcePosition(file_line=1))
+        assert isinstance(first, Decided)
+        processor.remember(first)
+        assert table == {}
+        # Still, a duplicate in the same batch is seen before delivery.
+        repeat = processor.process(to_bytes(claim_event(claim_id="B", member_id="M1")), SourcePosition(file_line=2))
+        assert isinstance(repeat, Decided)
+        assert repeat.event.lines[0].rule == "claim.duplicate"
+        processor.history.mark_emitted(first.claim, first.decision)
+        assert table["A"]["emitted"] == [[str(first.claim.event_id), str(first.decision.event_id)]]
