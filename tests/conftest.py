@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -26,8 +29,13 @@ def processor(policies: PolicyBook) -> Processor:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say which Kafka-protocol broker the integration tests ran against."""
-    from tests.integration.conftest import BROKERS_USED
+    """Say which Kafka-protocol broker the integration tests ran against, and the fault figures."""
+    from tests.integration.conftest import BROKERS_USED, FIGURES
 
     for used in BROKERS_USED:
         terminalreporter.write_line(f"integration tests ran against the {used}")
+    for name, figures in FIGURES.items():
+        terminalreporter.write_line(f"fault figures, {name}: {json.dumps(figures)}")
+    target = os.environ.get("CLAIMS_FIGURES_FILE")
+    if target and FIGURES:
+        Path(target).write_text(json.dumps(FIGURES, indent=2) + "\n")

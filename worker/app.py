@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 
 import faust
 from aiohttp import web
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -56,10 +59,27 @@ class Runtime:
     assigned: set[tuple[str, int]] = field(default_factory=set)
     joined: bool = False
     last_offsets: dict[int, int] = field(default_factory=dict)
+    broker_answers: bool = True
+    """The last broker probe was answered in time."""
+    stall_seconds: float = 10.0
+    """A batch whose delivery takes longer than this means the worker is cut off."""
+
+    def not_ready_because(self) -> list[str]:
+        """Why the worker is not ready; empty when it is."""
+        reasons = []
+        if not self.joined:
+            reasons.append("not joined to the consumer group")
+        if not self.broker_answers:
+            reasons.append("brokers not answering")
+        if self.handler is not None and self.handler.send_failures:
+            reasons.append("outputs failing to send")
+        if self.handler is not None and self.handler.delivering_for(time.monotonic()) > self.stall_seconds:
+            reasons.append("outputs not acknowledged")
+        return reasons
 
     def ready(self) -> bool:
-        """Ready when the group is joined and outputs are being delivered."""
-        return self.joined and (self.handler is None or self.handler.send_failures == 0)
+        """Ready when the group is joined, the brokers answer and outputs are being delivered."""
+        return not self.not_ready_because()
 
 
 def _credentials(settings: Settings) -> Any:
@@ -87,7 +107,7 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
     if policies is None:
         policies = load_policy_book(settings.policy_dir)
     metrics = Metrics()
-    runtime = Runtime(metrics)
+    runtime = Runtime(metrics, stall_seconds=settings.ready_timeout_seconds * 2)
     datadir = Path(tempfile.gettempdir()) / "claims-worker" / settings.group_id
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -200,9 +220,17 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
 
     @app.page("/readyz")
     async def readyz(web_view: Any, request: Any) -> Any:
-        ready = runtime.ready()
-        metrics.ready.set(1 if ready else 0)
-        return web_view.json({"ready": ready, "assigned": len(runtime.assigned)}, status=200 if ready else 503)
+        reasons = runtime.not_ready_because()
+        metrics.ready.set(0 if reasons else 1)
+        body = {"ready": not reasons, "reasons": reasons, "assigned": len(runtime.assigned)}
+        return web_view.json(body, status=503 if reasons else 200)
+
+    probe = BrokerProbe(settings)
+
+    @app.timer(interval=settings.ready_probe_seconds)  # type: ignore[untyped-decorator]  # faust's decorators are untyped
+    async def probe_brokers() -> None:
+        runtime.broker_answers = await probe.answers()
+        metrics.ready.set(1 if runtime.ready() else 0)
 
     @app.page("/metrics")
     async def prometheus(web_view: Any, request: Any) -> Any:
@@ -237,8 +265,45 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust's signal stubs want a sync signature
     async def close_reader(sender: Any, **_: Any) -> None:
         await gaps.close()
+        await probe.close()
 
     return app, runtime
+
+
+class BrokerProbe:
+    """Asks the brokers for metadata, with a deadline: the readiness signal while cut off.
+
+    Faust's own clients keep waiting on a frozen or unreachable broker; an orchestrator
+    should stop routing to (and a person should see) a worker that cannot reach it.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: AIOKafkaClient | None = None
+
+    async def answers(self) -> bool:
+        """Whether the brokers answered a metadata request within the readiness timeout."""
+        try:
+            async with asyncio.timeout(self.settings.ready_timeout_seconds):
+                if self._client is None:
+                    client = AIOKafkaClient(
+                        bootstrap_servers=self.settings.broker_list, **self.settings.client_security()
+                    )
+                    self._client = client
+                    await client.bootstrap()
+                await self._client.fetch_all_metadata()
+        except (TimeoutError, KafkaError, OSError):
+            # A client interrupted mid-request can be left without brokers: start afresh next time.
+            await self.close()
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Close the probe's connections."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            with contextlib.suppress(Exception):  # closing a half-open client may fail; it is dropped anyway
+                await client.close()
 
 
 class GapCheck:

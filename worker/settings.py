@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(default=10.0, gt=0, description="Consumer group session timeout.")
     heartbeat_interval_seconds: float = Field(default=3.0, gt=0, description="Consumer group heartbeat.")
     rebalance_timeout_seconds: float = Field(default=10.0, gt=0, description="Consumer group rebalance timeout.")
+    ready_probe_seconds: float = Field(default=2.0, gt=0, description="How often the brokers are probed for readiness.")
+    ready_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="A broker probe slower than this, or a delivery slower than twice this, reports not ready.",
+    )
     shutdown_grace_seconds: float = Field(default=20.0, gt=0, description="Longest wait for a clean stop.")
     producer_linger_ms: int = Field(default=5, ge=0, le=1000, description="Producer batching delay.")
 

@@ -91,6 +91,11 @@ class StreamHandler:
         self.retry_max = retry_max
         self.send_failures = 0
         """Consecutive failed send rounds; non-zero means the worker is cut off."""
+        self._delivering_since: float | None = None
+
+    def delivering_for(self, now: float) -> float:
+        """Seconds the batch in hand has waited for its acknowledgements (0 when none waits)."""
+        return 0.0 if self._delivering_since is None else now - self._delivering_since
 
     async def handle_batch(self, batch: Sequence[Incoming]) -> None:
         """Decide and publish a batch; return only when every output is acknowledged."""
@@ -121,7 +126,11 @@ class StreamHandler:
                 payload = result.record.model_dump_json().encode()
                 key = incoming.key
             pending.append(_Pending(incoming, topic, key, payload, result, taken))
-        await self._deliver(pending)
+        self._delivering_since = time.monotonic()
+        try:
+            await self._deliver(pending)
+        finally:
+            self._delivering_since = None
         for item in pending:
             self._after_delivery(item)
 

@@ -37,6 +37,12 @@ PARTITIONS = 3
 BROKERS_USED: list[str] = []
 """Which broker the session used, for the terminal summary (tests/conftest.py)."""
 
+FIGURES: dict[str, dict[str, Any]] = {}
+"""What each fault test injected and found, for the terminal summary and docs/reliability.md."""
+
+SOAK = os.environ.get("CLAIMS_SOAK") == "1"
+"""`make soak`: the long versions of the fault tests (`make test` runs short ones)."""
+
 
 @pytest.fixture(scope="session")
 def broker() -> Iterator[Broker]:
@@ -207,3 +213,52 @@ def deployment(broker: Broker, tmp_path: Path) -> Iterator[Deployment]:
     d.create_topics()
     yield d
     d.stop_all()
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+def outputs_by_source(deployment: Deployment, total: int) -> dict[str, list[dict[str, Any]]]:
+    """Every decision on the output topics, grouped by input event id (settled: nothing more arrives)."""
+    everything = decode(
+        asyncio.run(consume(deployment.broker.bootstrap_servers, deployment.output_topics, total, 15, settle=3))
+    )
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for output in everything:
+        if output["event_type"] != "claim.dead_lettered":
+            grouped.setdefault(output["source_event_id"], []).append(output)
+    return grouped
+
+
+def wait_until_decided(deployment: Deployment, expected: set[str], timeout: float) -> None:
+    """Wait until every expected input event id has a decision downstream."""
+
+    def covered() -> bool:
+        got = decode(
+            asyncio.run(consume(deployment.broker.bootstrap_servers, deployment.output_topics, len(expected), 5))
+        )
+        return {o.get("source_event_id") for o in got} >= expected
+
+    wait_for(covered, timeout, f"all {len(expected):,} inputs to be decided")
+
+
+def assert_exactly_once(grouped: dict[str, list[dict[str, Any]]], expected: set[str]) -> dict[str, int]:
+    """Every input decided; any repeated output carries the same event id and body. Returns the figures."""
+    assert set(grouped) == expected, f"{len(expected - set(grouped))} inputs missing"
+    differing = 0
+    for versions in grouped.values():
+        bodies = {json.dumps({k: v for k, v in o.items() if k != "decided_at"}, sort_keys=True) for o in versions}
+        ids = {o["event_id"] for o in versions}
+        differing += len(bodies) > 1 or len(ids) > 1
+    assert differing == 0, f"{differing} inputs have repeated outputs that differ"
+    return {
+        "inputs": len(expected),
+        "missing": 0,
+        "repeated": sum(len(v) > 1 for v in grouped.values()),
+        "differing": differing,
+    }
