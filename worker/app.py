@@ -199,6 +199,9 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
             return value
 
         stream.add_processor(hold)
+        # About one table write per claim: let a whole batch's writes queue. Faust's default (100
+        # pending) makes the stream wait for the buffer to ebb every few claims, warning each time.
+        app.producer.buffer.max_messages = settings.batch_size * 4
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
             batch = asyncio.ensure_future(decide(events))
             try:
