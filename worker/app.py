@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from worker import audit
 from worker.adjudication import PolicyBook
 from worker.continuity import Gap, OffsetTracker
+from worker.heap import freeze_long_lived
 from worker.history import ClaimHistory
 from worker.metrics import Metrics
 from worker.offset_guard import GapReader, committed_offset, guard_consumer
@@ -135,7 +136,7 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
     )
     source = app.topic(settings.input_topic, partitions=settings.partitions, key_type=bytes, value_type=bytes)
     # Before anything creates the consumer: the input topic's offsets are checked by us, not Faust.
-    guard_consumer(app, settings.input_topic)
+    guard_consumer(app, settings.input_topic, fetch_max_wait_ms=settings.fetch_max_wait_ms)
     (table_name,) = TABLES
     table = app.Table(
         table_name,
@@ -410,6 +411,7 @@ def run(settings: Settings, policies: PolicyBook | None = None) -> int:
         processing_guarantee=settings.processing_guarantee,
         web_port=settings.web_port,
     )
+    freeze_long_lived()  # the code set and the policy book are loaded by now
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     BoundedWorker.grace_seconds = settings.shutdown_grace_seconds

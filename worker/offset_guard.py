@@ -18,8 +18,16 @@ from worker.continuity import Gap
 from worker.settings import Settings
 
 
-def guard_consumer(app: Any, input_topic: str) -> None:
-    """Install the guarded consumer class on the app's transport (before the consumer exists)."""
+def guard_consumer(app: Any, input_topic: str, *, fetch_max_wait_ms: int | None = None) -> None:
+    """Install the guarded consumer class on the app's transport (before the consumer exists).
+
+    Args:
+        app: the Faust app.
+        input_topic: the topic whose offsets are guarded.
+        fetch_max_wait_ms: the longest a fetch waits on the broker for data; Faust fixes it at
+            1,500 ms. A broker that does not answer a waiting fetch when data arrives (the
+            embedded one) then adds up to that much latency to every claim.
+    """
     base: Any = app.transport.Consumer
 
     class GuardedConsumer(base):  # type: ignore[misc]  # a class chosen at run time
@@ -51,6 +59,19 @@ def guard_consumer(app: Any, input_topic: str) -> None:
                     return None
             result: int | None = super()._new_offset(tp)
             return result
+
+        def _new_consumer_thread(self) -> Any:
+            thread = super()._new_consumer_thread()
+            if fetch_max_wait_ms is not None:
+                create = thread._create_worker_consumer  # noqa: SLF001 - Faust offers no setting for it
+
+                def create_with_wait(transport: Any) -> Any:
+                    consumer = create(transport)
+                    consumer._fetch_max_wait_ms = fetch_max_wait_ms  # noqa: SLF001 - read when the consumer starts
+                    return consumer
+
+                thread._create_worker_consumer = create_with_wait  # noqa: SLF001
+            return thread
 
     app.transport.Consumer = GuardedConsumer
 

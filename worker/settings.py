@@ -80,6 +80,15 @@ class Settings(BaseSettings):
         description="A broker probe slower than this, or a delivery slower than twice this, reports not ready.",
     )
     shutdown_grace_seconds: float = Field(default=20.0, gt=0, description="Longest wait for a clean stop.")
+    fetch_max_wait_ms: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description=(
+            "Longest a fetch waits on the broker for new input. Kafka answers as soon as data arrives;"
+            " a broker that waits it out (the embedded one) adds it to every claim's latency."
+        ),
+    )
     producer_linger_ms: int = Field(default=5, ge=0, le=1000, description="Producer batching delay.")
 
     @model_validator(mode="after")
