@@ -461,7 +461,11 @@ def main(argv: list[str] | None = None) -> int:
         results["latency"] = run.latency(args.latency_rate, args.latency_seconds)
     finally:
         broker.stop()
-    checkpoints = sorted({min(100_000, args.memory_claims), args.memory_claims})
+    # Intermediate points show whether memory levels off after the history fills (100,000 claims).
+    steps = (100_000, 250_000, 500_000, 750_000)
+    checkpoints = sorted(
+        {min(100_000, args.memory_claims), args.memory_claims} | {n for n in steps if n < args.memory_claims}
+    )
     log("memory")
     results["memory_kib"] = memory(checkpoints)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
