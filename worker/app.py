@@ -32,7 +32,7 @@ from worker.offset_guard import GapReader, committed_offset, guard_consumer
 from worker.policy_files import load_policy_book
 from worker.processor import Processor
 from worker.settings import Settings
-from worker.stream import Incoming, SharedScope, StreamHandler, TableView, Topics
+from worker.stream import Incoming, StreamHandler, TableView, Topics
 from worker.topics import TABLES
 
 
@@ -54,7 +54,6 @@ class Runtime:
 
     metrics: Metrics
     handler: StreamHandler | None = None
-    gaps: GapCheck | None = None
     agent: Any = None
     """The adjudication agent (component tests drive it with `test_context()`)."""
     assigned: set[tuple[str, int]] = field(default_factory=set)
@@ -163,12 +162,11 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
         FaustPublisher(app),
         topics,
         metrics,
-        scope=SharedScope(view),
+        scope=view,  # the claim table's changelog partition follows the input's
         on_progress=progress,
     )
     runtime.handler = handler
     gaps = GapCheck(app, settings, metrics)
-    runtime.gaps = gaps
 
     async def decide(events: list[Any]) -> None:
         incoming = [

@@ -224,22 +224,3 @@ class TableView(MutableMapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.table.data)
-
-
-class SharedScope:
-    """Sets the partition of several table views at once."""
-
-    def __init__(self, *views: TableView) -> None:
-        self.views = views
-        self._partition = 0
-
-    @property
-    def partition(self) -> int:
-        """The input partition of the claim being handled."""
-        return self._partition
-
-    @partition.setter
-    def partition(self, value: int) -> None:
-        self._partition = value
-        for view in self.views:
-            view.partition = value
