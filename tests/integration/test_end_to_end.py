@@ -5,14 +5,21 @@ from __future__ import annotations
 import json
 import signal
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from importlib import resources
-from typing import Any
 
 import pytest
 
 from tests.builders import claim_event, example_event, ketamine_line, to_bytes
-from tests.integration.conftest import Deployment, decode, http_get, wait_for
+from tests.integration.conftest import (
+    Deployment,
+    assert_exactly_once,
+    decode,
+    http_get,
+    outputs_by_source,
+    wait_for,
+    wait_until_decided,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -157,20 +164,5 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_repeats_identically(deploy
     deployment.start_worker(audit_name="audit-2.log")
 
     expected_ids = {json.loads(v)["event_id"] for v in inputs}
-
-    def outputs_cover_all() -> bool:
-        got = asyncio.run(consume(deployment.broker.bootstrap_servers, deployment.output_topics, total, 5))
-        return {o["source_event_id"] for o in decode(got)} >= expected_ids
-
-    wait_for(outputs_cover_all, 180, "every input to have a decision")
-    everything = decode(
-        asyncio.run(consume(deployment.broker.bootstrap_servers, deployment.output_topics, total, 10, settle=3))
-    )
-    by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for output in everything:
-        by_source[output["source_event_id"]].append(output)
-    assert set(by_source) == expected_ids
-    for versions in by_source.values():
-        assert len({v["event_id"] for v in versions}) == 1
-        bodies = {json.dumps({k: v for k, v in o.items() if k != "decided_at"}, sort_keys=True) for o in versions}
-        assert len(bodies) == 1
+    wait_until_decided(deployment, expected_ids, 180)
+    assert_exactly_once(outputs_by_source(deployment, total), expected_ids)

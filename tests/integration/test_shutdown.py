@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from tests.integration.conftest import Deployment, consume, decode, wait_for
+from tests.integration.conftest import Deployment, consume, decode, wait_until_decided
 from tests.integration.test_end_to_end import many_claims
 
 pytestmark = pytest.mark.integration
@@ -39,12 +39,7 @@ def test_sigterm_mid_stream_stops_cleanly_and_loses_nothing(deployment: Deployme
 
     deployment.start_worker(audit_name="audit-2.log")
     expected = {json.loads(v)["event_id"] for v in inputs}
-
-    def all_decided() -> bool:
-        got = decode(asyncio.run(consume(servers, deployment.output_topics, TOTAL, 5)))
-        return {o["source_event_id"] for o in got} >= expected
-
-    wait_for(all_decided, 180, "every input to be decided after the restart")
+    wait_until_decided(deployment, expected, 180)
     outputs = decode(asyncio.run(consume(servers, deployment.output_topics, TOTAL, 15, settle=3)))
     counts = Counter(o["source_event_id"] for o in outputs)
     assert set(counts) == expected
@@ -109,9 +104,4 @@ def test_a_frozen_broker_cannot_hold_shutdown_past_the_grace_period_and_nothing_
 
     deployment.start_worker(audit_name="audit-2.log")
     expected = {json.loads(v)["event_id"] for v in inputs}
-
-    def all_decided() -> bool:
-        got = decode(asyncio.run(consume(servers, deployment.output_topics, len(inputs), 5)))
-        return {o["source_event_id"] for o in got} >= expected
-
-    wait_for(all_decided, 180, "every input to be decided after the broker thawed")
+    wait_until_decided(deployment, expected, 180)
