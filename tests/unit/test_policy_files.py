@@ -135,6 +135,26 @@ class TestPolicyBook:
         with pytest.raises(ValueError, match="overlap"):
             PolicyBook([current, older])
 
+    def test_two_versions_with_one_name_are_refused(self, policy_dir: Path) -> None:
+        current = load_policy_book(policy_dir).versions[0]
+        older = current.model_copy(update={"effective_from": date(2023, 2, 15), "effective_to": date(2025, 8, 20)})
+        with pytest.raises(ValueError, match="version names repeat"):
+            PolicyBook([current, older])
+
+    def test_each_version_decides_with_its_own_rules(self, policy_dir: Path) -> None:
+        current = load_policy_book(policy_dir).versions[0]
+        older = current.model_copy(
+            update={
+                "version": "2023.02.15",
+                "effective_from": date(2023, 2, 15),
+                "effective_to": date(2025, 8, 20),
+                "rules": current.rules[-1:],
+            }
+        )
+        book = PolicyBook([current, older])
+        assert [r.rule.id for r in book.program(older).rules] == ["criteria.indication_unclear"]
+        assert len(book.program(current).rules) == len(current.rules)
+
     def test_an_unknown_pinned_version_is_refused(self, policy_dir: Path) -> None:
         with pytest.raises(KeyError, match=r"no version '1999\.01\.01'"):
             load_policy_book(policy_dir).version("1999.01.01")

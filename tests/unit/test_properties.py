@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +19,9 @@ from tests.builders import (
     medicare_primary,
 )
 from tests.conftest import FIXED_NOW
-from worker.adjudication import PolicyBook
+from worker.adjudication import PolicyBook, output_event_id
+from worker.adjudication.engine import OUTPUT_EVENT_NAMESPACE
+from worker.adjudication.facts import ClaimFacts, LineFacts
 from worker.policy_files import load_policy_book
 from worker.processor import Decided, Processor
 
@@ -134,3 +137,38 @@ def test_output_event_ids_differ_between_inputs() -> None:
     one = process(claim_event(claim_id="A", event_id="00000000-0000-4000-8000-000000000001"))
     two = process(claim_event(claim_id="A", event_id="00000000-0000-4000-8000-000000000002"))
     assert one.event.event_id != two.event.event_id
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(claims())
+def test_each_line_is_decided_by_the_first_rule_that_holds_in_policy_order(event: dict[str, Any]) -> None:
+    # The engine skips rules whose claim-wide conditions fail; this reference tests every rule in
+    # order, each condition on its own, and must find the same deciding rule and evidence.
+    decided = process(event)
+    claim_facts = ClaimFacts(decided.claim, {})
+    companions = {line.line_number: line for line in decided.decision.lines}
+    for line, result in zip(decided.claim.lines, decided.decision.lines, strict=True):
+        policy, in_force = POLICIES.for_date(line.service_date)
+        facts = LineFacts(claim_facts, line, policy, version_in_force=in_force, companions=companions)
+        first = next(rule for rule in POLICIES.program(policy).rules if rule.holds(facts))
+        assert result.rule == first.rule.id
+        hit = next(hit for hit in decided.decision.trace if hit.line_number == line.line_number)
+        assert hit.evidence == first.evidence(facts)
+
+
+@settings(max_examples=200)
+@given(source=st.uuids(), versions=st.lists(st.text(min_size=1, max_size=12), max_size=3))
+def test_the_output_event_id_is_the_uuid5_of_input_policy_and_versions(source: uuid.UUID, versions: list[str]) -> None:
+    name = f"{source}|MB2300|{','.join(versions)}"
+    expected = str(uuid.uuid5(OUTPUT_EVENT_NAMESPACE, name))
+    assert output_event_id(str(source), "MB2300", tuple(versions)) == expected
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(claims())
+def test_output_events_built_without_validation_equal_validated_ones(event: dict[str, Any]) -> None:
+    output = process(event).event
+    assert type(output).model_validate(output.model_dump()) == output
+    for model in [output, output.policy, *output.lines, *output.trace]:
+        assert model.model_fields_set == set(type(model).model_fields)
+        assert type(model).model_construct(**dict(model)) == model

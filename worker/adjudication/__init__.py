@@ -4,6 +4,7 @@ No I/O, no clock, no logging, no framework: `worker.policy_files` reads the
 policy files, `worker.translate` maps the wire contract on and off these models.
 """
 
+from worker.adjudication.book import PolicyBook
 from worker.adjudication.engine import adjudicate, output_event_id
 from worker.adjudication.model import (
     Claim,
@@ -16,7 +17,7 @@ from worker.adjudication.model import (
     PriorAuthorization,
     RuleHit,
 )
-from worker.adjudication.policy import CodeTable, Policy, PolicyBook, PolicyError, parse_code_table, parse_policy
+from worker.adjudication.policy import CodeTable, Policy, PolicyError, parse_code_table, parse_policy
 
 __all__ = [
     "Claim",

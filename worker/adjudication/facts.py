@@ -1,14 +1,14 @@
 """Facts about one line that the rules read, derived once per line.
 
-Each fact is computed on first use and kept (`cached_property`): a rule list
-reads the same fact many times, and most lines stop at the first few rules.
+The facts nearly every line reaches (its NDC read as 11 digits, its diagnoses in
+the code set) are derived when the line's facts are made; the prior authorization
+match, which few rules read, on first use. Claim-wide facts are derived once per
+claim and shared by its lines.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import cached_property
 
 from worker.adjudication.icd10cm import DiagnosisCode, lookup
 from worker.adjudication.model import Claim, Line, LineDecision, OtherPayer, PriorAuthorization
@@ -20,13 +20,21 @@ class CompanionsPending(Exception):
     """A rule asked for other lines' decisions before they were made: decide this line later."""
 
 
-@dataclass(frozen=True, slots=True)
 class ClaimFacts:
     """Facts of the whole claim, shared by its lines."""
 
-    claim: Claim
-    duplicates: Mapping[int, str]
-    """Line number -> the claim (and line) it exactly repeats, as the caller's history knows it."""
+    __slots__ = ("claim", "diagnoses", "duplicates", "medicare_primary")
+
+    def __init__(self, claim: Claim, duplicates: Mapping[int, str]) -> None:
+        self.claim = claim
+        self.duplicates = duplicates
+        """Line number -> the claim (and line) it exactly repeats, as the caller's history knows it."""
+        self.diagnoses: tuple[DiagnosisCode, ...] = tuple(lookup(code) for code in claim.diagnoses)
+        """What the code set says of each of the claim's diagnoses, in claim order."""
+        self.medicare_primary: OtherPayer | None = next(
+            (p for p in claim.other_payers if p.payer_type == "medicare" and p.payer_sequence == "primary"), None
+        )
+        """The other-payer entry showing Medicare primary, if any."""
 
     def procedures_on(self, line: Line) -> tuple[tuple[int, str], ...]:
         """(line number, procedure code) of the other lines on the same date of service."""
@@ -38,16 +46,26 @@ class ClaimFacts:
             and other.service_date == line.service_date
         )
 
-    def medicare_primary(self) -> OtherPayer | None:
-        """The other-payer entry showing Medicare primary, if any."""
-        for payer in self.claim.other_payers:
-            if payer.payer_type == "medicare" and payer.payer_sequence == "primary":
-                return payer
-        return None
-
 
 class LineFacts:
     """The facts of one line under one policy version."""
+
+    __slots__ = (
+        "_authorization",
+        "_authorization_known",
+        "_companions",
+        "claim",
+        "claim_facts",
+        "diagnoses",
+        "duplicate_of",
+        "line",
+        "ndc",
+        "ndc11",
+        "ndc_malformed",
+        "ndc_product",
+        "policy",
+        "version_in_force",
+    )
 
     def __init__(
         self,
@@ -64,10 +82,28 @@ class LineFacts:
         self.policy = policy
         self.version_in_force = version_in_force
         self._companions = companions
+        self._authorization: PriorAuthorization | None = None
+        self._authorization_known = False
+        self.duplicate_of: str | None = claim.duplicates.get(line.line_number)
+        """The other claim line this line exactly repeats, if any."""
+        self.ndc: Resolution | None = None if line.ndc is None else resolve(line.ndc, policy.known_products)
+        """The line's NDC read as 11 digits; None when the line has none."""
+        self.ndc11: str | None = self.ndc.ndc11 if self.ndc is not None else None
+        self.ndc_malformed: bool = self.ndc is not None and self.ndc.malformed
+        self.ndc_product: str | None = product_of(self.ndc11) if self.ndc11 is not None else None
+        """The 9-digit labeler-product code of the line's NDC, when it can be read."""
+        self.diagnoses: tuple[DiagnosisCode, ...] = self._pointed(claim.diagnoses, line.diagnosis_pointers)
+        """The diagnoses the line points to (all of the claim's when it points to none)."""
+
+    @staticmethod
+    def _pointed(codes: tuple[DiagnosisCode, ...], pointers: tuple[int, ...]) -> tuple[DiagnosisCode, ...]:
+        if not pointers:
+            return codes
+        return tuple(codes[pointer - 1] for pointer in pointers if 0 < pointer <= len(codes))
 
     @property
     def companions(self) -> Mapping[int, LineDecision]:
-        """The decisions of the claim's other lines.
+        """The decisions of the claim's other lines, once the engine has them.
 
         Raises:
             CompanionsPending: in the first pass, before those decisions exist.
@@ -76,42 +112,23 @@ class LineFacts:
             raise CompanionsPending
         return self._companions
 
+    @companions.setter
+    def companions(self, decisions: Mapping[int, LineDecision]) -> None:
+        self._companions = decisions
+
     @property
-    def duplicate_of(self) -> str | None:
-        """The other claim line this line exactly repeats, if any."""
-        return self.claim_facts.duplicates.get(self.line.line_number)
-
-    @cached_property
-    def ndc(self) -> Resolution | None:
-        """The line's NDC read as 11 digits; None when the line has none."""
-        if self.line.ndc is None:
-            return None
-        return resolve(self.line.ndc, self.policy.known_products)
-
-    @cached_property
-    def ndc_product(self) -> str | None:
-        """The 9-digit labeler-product code of the line's NDC, when it can be read."""
-        if self.ndc is None or self.ndc.ndc11 is None:
-            return None
-        return product_of(self.ndc.ndc11)
-
-    @cached_property
-    def diagnoses(self) -> tuple[DiagnosisCode, ...]:
-        """The diagnoses the line points to (all of the claim's when it points to none)."""
-        codes = self.claim.diagnoses
-        if self.line.diagnosis_pointers:
-            picked = [codes[pointer - 1] for pointer in self.line.diagnosis_pointers if 0 < pointer <= len(codes)]
-        else:
-            picked = list(codes)
-        return tuple(lookup(code) for code in picked)
-
-    @cached_property
     def covering_authorization(self) -> PriorAuthorization | None:
         """The first approved authorization that covers the line, by the rule of DETERMINATION.md 4.
 
         It covers when approved, its procedure code (or NDC) matches the line's, the
         date of service falls within its dates, and the units do not exceed it.
         """
+        if not self._authorization_known:
+            self._authorization = self._find_authorization()
+            self._authorization_known = True
+        return self._authorization
+
+    def _find_authorization(self) -> PriorAuthorization | None:
         for auth in self.claim.prior_authorizations:
             if auth.status != "approved":
                 continue
@@ -126,7 +143,6 @@ class LineFacts:
     def _auth_matches(self, auth: PriorAuthorization) -> bool:
         if auth.procedure_code is not None and auth.procedure_code == self.line.procedure_code:
             return True
-        if auth.ndc is not None and self.ndc is not None and self.ndc.ndc11 is not None:
-            known = {product_of(self.ndc.ndc11)}
-            return resolve(auth.ndc, known).ndc11 == self.ndc.ndc11
+        if auth.ndc is not None and self.ndc11 is not None:
+            return resolve(auth.ndc, {product_of(self.ndc11)}).ndc11 == self.ndc11
         return False

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
 from functools import cached_property
-from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -526,39 +525,3 @@ def parse_policy(text: str, *, source: str, codes: CodeTable) -> Policy:
         if any(codes.carc[carc].requires_rarc for carc in rule.codes.carc) and not rule.codes.rarc:
             raise PolicyError(source, path, f"rule {rule.id}: its CARC needs at least one RARC")
     return policy
-
-
-class PolicyBook:
-    """Every shipped version of one policy, chosen by date of service."""
-
-    def __init__(self, versions: Iterable[Policy]) -> None:
-        ordered = sorted(versions, key=lambda policy: policy.effective_from)
-        if not ordered:
-            raise ValueError("a policy book needs at least one version")
-        ids = {policy.policy_id for policy in ordered}
-        if len(ids) != 1:
-            raise ValueError(f"a policy book holds one policy, got {sorted(ids)}")
-        for earlier, later in pairwise(ordered):
-            if earlier.effective_to is None or earlier.effective_to >= later.effective_from:
-                raise ValueError(f"versions {earlier.version} and {later.version} overlap")
-        self.versions: tuple[Policy, ...] = tuple(ordered)
-        self.policy_id: str = ordered[0].policy_id
-
-    def version(self, version: str) -> Policy:
-        """Return a version by its name (a replay pinning it)."""
-        for policy in self.versions:
-            if policy.version == version:
-                return policy
-        raise KeyError(f"{self.policy_id} has no version {version!r}; known: {[p.version for p in self.versions]}")
-
-    def for_date(self, day: date) -> tuple[Policy, bool]:
-        """Return the version that governs a date of service, and whether it is in force.
-
-        When none is in force, the nearest earlier version (or the first) is returned
-        with False: its scope rules still say whether the line is ketamine at all.
-        """
-        chosen = self.versions[0]
-        for policy in self.versions:
-            if policy.effective_from <= day:
-                chosen = policy
-        return chosen, chosen.in_force(day)

@@ -1,0 +1,146 @@
+"""A policy version compiled for deciding lines.
+
+Each rule's conditions become checks (`conditions.compile_condition`). The checks
+whose answer is the same for every line of a claim (line of business, claim type,
+Medicare primary, whether the version is in force) are answered once per claim,
+and the rules they rule out are dropped. What is left is kept per combination of
+answers, so a commercial claim's lines skip the Medicare, Medicaid and
+line-of-business rules without testing them. The rules keep their order, so the
+first rule that holds for a line is the one the policy file says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from worker.adjudication.conditions import Check, Evidence, Test, all_hold, compile_condition, evidence_of
+from worker.adjudication.facts import LineFacts
+from worker.adjudication.model import Coverage
+from worker.adjudication.policy import Policy, Rule
+
+
+@dataclass(frozen=True, slots=True)
+class Codes:
+    """The codes a rule gives a line of one kind of claim, with the adjustment group resolved."""
+
+    carc: tuple[str, ...]
+    rarc: tuple[str, ...]
+    ncpdp_reject: tuple[str, ...]
+    group_code: str | None
+
+
+def _codes(rule: Rule, policy: Policy, *, pharmacy: bool) -> Codes:
+    # Pharmacy claims carry NCPDP reject codes, medical claims CARC/RARC with their group.
+    carc = () if pharmacy else rule.codes.carc
+    group = rule.group if carc else None
+    return Codes(
+        carc=carc,
+        rarc=() if pharmacy else rule.codes.rarc,
+        ncpdp_reject=rule.codes.ncpdp if pharmacy else (),
+        group_code=policy.non_covered_group if group == "non_covered" else group,
+    )
+
+
+def _coverage(rule: Rule) -> Coverage | None:
+    """The rule's coverage statement when it is the same for every line (no authorization id in it)."""
+    if rule.coverage is None or rule.coverage.pa_needed == "satisfied":
+        return None
+    return Coverage(
+        covered=rule.coverage.covered, pa_needed=rule.coverage.pa_needed, info_needed=rule.coverage.info_needed
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """One rule with its conditions compiled."""
+
+    rank: int
+    """The rule's position in the policy's rules."""
+    rule: Rule
+    checks: tuple[Check, ...]
+    """Every condition, in the policy's order (the order of the evidence)."""
+    matches: Test
+    """The conditions left for each line once the claim-wide answers allow the rule, as one test."""
+    always: bool
+    """True when no condition is left for lines: the rule decides every line that reaches it."""
+    claim_checks: tuple[int, ...]
+    """Positions of the rule's claim-wide checks in `Program.claim_checks`."""
+    medical: Codes
+    pharmacy: Codes
+    coverage: Coverage | None
+    """The coverage statement, made once, when no line-specific authorization goes in it."""
+    cites_more: bool
+    """True when the sections cited depend on the line (`also_cite`, companion sections)."""
+
+    def holds(self, facts: LineFacts) -> bool:
+        """Tell whether every condition holds for a line (a cited rule)."""
+        return all(check.test(facts) for check in self.checks)
+
+    def evidence(self, facts: LineFacts) -> Evidence:
+        """The evidence of a rule that holds for a line."""
+        return evidence_of(self.checks, facts)
+
+
+class Program:
+    """One policy version, compiled."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        claim_checks: list[Check] = []
+        rules: list[CompiledRule] = []
+        for rank, rule in enumerate(policy.rules):
+            checks = tuple(compile_condition(condition, policy) for condition in rule.when)
+            rules.append(
+                CompiledRule(
+                    rank=rank,
+                    rule=rule,
+                    checks=checks,
+                    matches=all_hold(tuple(check.test for check in checks if not check.claim_scope)),
+                    always=all(check.claim_scope for check in checks),
+                    claim_checks=tuple(_position(claim_checks, check) for check in checks if check.claim_scope),
+                    medical=_codes(rule, policy, pharmacy=False),
+                    pharmacy=_codes(rule, policy, pharmacy=True),
+                    coverage=_coverage(rule),
+                    cites_more=bool(rule.also_cite) or rule.cite_companion_sections,
+                )
+            )
+        self.rules: tuple[CompiledRule, ...] = tuple(rules)
+        self.claim_checks: tuple[Check, ...] = tuple(claim_checks)
+        """The distinct claim-wide checks of all rules."""
+        self._by_id = {compiled.rule.id: compiled for compiled in rules}
+        # At most 2 ** len(claim_checks) entries, fixed by the policy, not by the claims seen.
+        self._residuals: dict[tuple[bool, ...], tuple[CompiledRule, ...]] = {}
+
+    def rule(self, rule_id: str) -> CompiledRule:
+        """Return the compiled rule with this id."""
+        return self._by_id[rule_id]
+
+    def candidates(self, facts: LineFacts) -> tuple[CompiledRule, ...]:
+        """The rules a line can reach, in order, once the claim-wide checks are answered.
+
+        The answer depends only on the claim and on whether the version is in force, so
+        the engine asks once per claim and version.
+        """
+        answers = tuple([check.test(facts) for check in self.claim_checks])
+        residual = self._residuals.get(answers)
+        if residual is None:
+            residual = self._residuals[answers] = self._residual(answers)
+        return residual
+
+    def _residual(self, answers: tuple[bool, ...]) -> tuple[CompiledRule, ...]:
+        kept: list[CompiledRule] = []
+        for compiled in self.rules:
+            if all(answers[position] for position in compiled.claim_checks):
+                kept.append(compiled)
+                if compiled.always:
+                    break  # it holds for every line that reaches it: no later rule can decide one
+        return tuple(kept)
+
+
+def _position(claim_checks: list[Check], check: Check) -> int:
+    """The position of an equal check (the same condition) in the list, adding it when new."""
+    for position, known in enumerate(claim_checks):
+        if known.condition == check.condition:
+            return position
+    claim_checks.append(check)
+    return len(claim_checks) - 1
