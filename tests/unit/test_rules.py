@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -570,7 +571,8 @@ class TestBoundedHistory:
         first.remember(decided, emitted=True)
         assert list(table) == ["A"], "one persisted record per claim"
 
-        recovered = ClaimHistory(dict(table))
+        # The changelog carries JSON: recovered records hold lists where the live ones hold tuples.
+        recovered = ClaimHistory(json.loads(json.dumps(table)))
         recovered.rebuild()
         second = Processor(policies, history=recovered)
         redelivered = second.process(to_bytes(claim_event(claim_id="A", member_id="M1")), SourcePosition(file_line=2))
@@ -593,4 +595,4 @@ class TestBoundedHistory:
         assert isinstance(repeat, Decided)
         assert repeat.event.lines[0].rule == "claim.duplicate"
         processor.history.mark_emitted(first.claim, first.decision)
-        assert table["A"]["emitted"] == [[str(first.claim.event_id), str(first.decision.event_id)]]
+        assert table["A"]["emitted"] == ((str(first.claim.event_id), str(first.decision.event_id)),)
