@@ -32,7 +32,7 @@ from worker.offset_guard import GapReader, committed_offset, guard_consumer
 from worker.policy_files import load_policy_book
 from worker.processor import Processor
 from worker.settings import Settings
-from worker.stream import Incoming, StreamHandler, TableView, Topics
+from worker.stream import Incoming, Outgoing, StreamHandler, TableView, Topics
 from worker.topics import TABLES
 
 
@@ -168,7 +168,7 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
     runtime.handler = handler
     gaps = GapCheck(app, settings, metrics)
 
-    async def decide(events: list[Any]) -> None:
+    async def prepare(events: list[Any]) -> tuple[list[Outgoing], list[Gap]]:
         incoming = [
             Incoming(
                 value=event.message.value or b"",
@@ -180,8 +180,16 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
             for event in events
         ]
         recovered, confirmed = await gaps.read_back(incoming)
-        await handler.handle_batch(recovered + incoming)
+        return handler.prepare(recovered + incoming), confirmed
+
+    async def deliver(events: list[Any], outgoing: list[Outgoing], confirmed: list[Gap]) -> None:
+        await handler.deliver(outgoing)
         await gaps.confirm(confirmed)
+        for event in events:
+            # Release our reference with an ack, not a bare decref: take_events has usually acked
+            # the batch already (it does when the next batch is asked for), and only the ack that
+            # brings the count to zero marks the offset safe to commit.
+            event.ack()
 
     @app.agent(source, concurrency=1)  # concurrency 1: >1 can commit past in-flight events (faust #606)
     async def adjudicate(stream: Any) -> None:
@@ -201,18 +209,30 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
         # About one table write per claim: let a whole batch's writes queue. Faust's default (100
         # pending) makes the stream wait for the buffer to ebb every few claims, warning each time.
         app.producer.buffer.max_messages = settings.batch_size * 4
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
-            batch = asyncio.ensure_future(decide(events))
+        # One batch is delivered while the next is decided: deciding is CPU work, delivering mostly
+        # waits for the broker's acknowledgements. Batches are delivered one after the other, in order.
+        delivering: asyncio.Future[None] | None = None
+        waiting: tuple[list[Any], list[Outgoing], list[Gap]] | None = None
+        try:
+            async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
+                decided, confirmed = await prepare(events)
+                waiting = (events, decided, confirmed)
+                if delivering is not None:
+                    await asyncio.shield(delivering)
+                delivering, waiting = asyncio.ensure_future(deliver(*waiting)), None
+        finally:
+            # A shutdown lets the batches in hand finish: the one being delivered, then the one
+            # already decided (the shutdown watchdog bounds both).
             try:
-                # A shutdown lets the batch in hand finish (the shutdown watchdog bounds it).
-                await asyncio.shield(batch)
-            except asyncio.CancelledError:
-                await batch
-                for event in events:
-                    event.message.decref()
-                raise
-            for event in events:
-                event.message.decref()
+                if delivering is not None:
+                    await delivering
+                if waiting is not None:
+                    await deliver(*waiting)
+                    waiting = None
+            finally:
+                if waiting is not None:
+                    # Never sent: its messages stay unacknowledged, and are read and decided again.
+                    handler.abandon(waiting[1])
 
     runtime.agent = adjudicate
 

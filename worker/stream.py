@@ -5,6 +5,10 @@ until the broker has acknowledged every output of the batch, and only then
 let the batch be acknowledged (Faust commits acknowledged offsets). A failed
 send is retried with backoff, never dropped: an exception escaping a Faust
 agent would acknowledge the batch and lose it.
+
+Deciding (`prepare`) and delivering (`deliver`) are separate steps so the
+stream can decide the next batch while this one waits for its acknowledgements.
+Batches are still delivered one after the other, in order.
 """
 
 from __future__ import annotations
@@ -57,7 +61,9 @@ class PartitionScope(Protocol):
 
 
 @dataclass
-class _Pending:
+class Outgoing:
+    """One decided input and its output, waiting to be delivered."""
+
     incoming: Incoming
     topic: str
     key: bytes | None
@@ -92,6 +98,9 @@ class StreamHandler:
         self.send_failures = 0
         """Consecutive failed send rounds; non-zero means the worker is cut off."""
         self._delivering_since: float | None = None
+        self._undelivered: set[str] = set()
+        """Input event ids decided but not yet delivered, in any prepared batch: a redelivery of
+        one of them is skipped ("already emitted" is only recorded after delivery)."""
 
     def delivering_for(self, now: float) -> float:
         """Seconds the batch in hand has waited for its acknowledgements (0 when none waits)."""
@@ -99,22 +108,28 @@ class StreamHandler:
 
     async def handle_batch(self, batch: Sequence[Incoming]) -> None:
         """Decide and publish a batch; return only when every output is acknowledged."""
-        pending: list[_Pending] = []
-        # Event ids decided in this batch: "emitted" is only recorded after delivery, so a
-        # redelivery inside the same batch is caught here.
-        in_batch: set[str] = set()
+        await self.deliver(self.prepare(batch))
+
+    def prepare(self, batch: Sequence[Incoming]) -> list[Outgoing]:
+        """Decide a batch: one output per input, recorded in the claim history but not yet sent.
+
+        Pass the result to `deliver`, in the order the batches were prepared.
+        """
+        pending: list[Outgoing] = []
         for incoming in batch:
             taken = time.perf_counter()
             self.metrics.events_in.labels(incoming.topic).inc()
             if self.scope is not None:
                 self.scope.partition = incoming.partition
             result = self.processor.process(incoming.value, _position(incoming))
-            if isinstance(result, Redelivered) or (isinstance(result, Decided) and result.claim.event_id in in_batch):
+            if isinstance(result, Redelivered) or (
+                isinstance(result, Decided) and result.claim.event_id in self._undelivered
+            ):
                 self.metrics.redelivered.inc()
                 continue
             key: bytes | None
             if isinstance(result, Decided):
-                in_batch.add(result.claim.event_id)
+                self._undelivered.add(result.claim.event_id)
                 # Remember the lines now so a duplicate later in this batch is seen;
                 # "already emitted" is only recorded after delivery (below).
                 self.processor.remember(result)
@@ -125,7 +140,11 @@ class StreamHandler:
                 topic = self.topics.dead_letter
                 payload = result.record.model_dump_json().encode()
                 key = incoming.key
-            pending.append(_Pending(incoming, topic, key, payload, result, taken))
+            pending.append(Outgoing(incoming, topic, key, payload, result, taken))
+        return pending
+
+    async def deliver(self, pending: list[Outgoing]) -> None:
+        """Publish a prepared batch; return only when every output is acknowledged and recorded."""
         self._delivering_since = time.monotonic()
         try:
             await self._deliver(pending)
@@ -134,7 +153,13 @@ class StreamHandler:
         for item in pending:
             self._after_delivery(item)
 
-    async def _deliver(self, pending: list[_Pending]) -> None:
+    def abandon(self, pending: list[Outgoing]) -> None:
+        """Forget a prepared batch that will not be delivered: its inputs, read again, are decided again."""
+        for item in pending:
+            if isinstance(item.result, Decided):
+                self._undelivered.discard(item.result.claim.event_id)
+
+    async def _deliver(self, pending: list[Outgoing]) -> None:
         remaining = pending
         delay = self.retry_initial
         while remaining:
@@ -158,7 +183,7 @@ class StreamHandler:
             delay = min(delay * 2, self.retry_max)
             remaining = failed
 
-    def _after_delivery(self, item: _Pending) -> None:
+    def _after_delivery(self, item: Outgoing) -> None:
         source = {
             "source_topic": item.incoming.topic,
             "source_partition": item.incoming.partition,
@@ -169,6 +194,7 @@ class StreamHandler:
         result = item.result
         if isinstance(result, Decided):
             self.processor.history.mark_emitted(result.claim, result.decision)
+            self._undelivered.discard(result.claim.event_id)
             self.metrics.decisions.labels(result.event.event_type).inc()
             for line in result.event.lines:
                 self.metrics.line_outcomes.labels(line.outcome.value, line.rule).inc()

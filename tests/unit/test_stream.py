@@ -127,3 +127,29 @@ async def test_the_audit_line_is_canonical_and_holds_no_phi(policies: PolicyBook
     assert [entry["rule"] for entry in line["lines"]] == ["criteria.chronic_pain", "follow.administration_denied"]
     for value in ("Pat", "Example", "1980-04-02", "hydrochloride", "Main Street", "Madison"):
         assert value not in log.getvalue()
+
+
+async def test_an_input_decided_in_a_batch_not_yet_delivered_is_not_decided_again(
+    policies: PolicyBook, log: io.StringIO
+) -> None:
+    # The stream decides the next batch while this one waits for acknowledgements.
+    publisher = FakePublisher()
+    step = handler(policies, publisher)
+    raw = to_bytes(example_event())
+    first = step.prepare([incoming(raw, 0)])
+    second = step.prepare([incoming(raw, 1)])
+    assert (len(first), len(second)) == (1, 0)
+    await step.deliver(first)
+    await step.deliver(second)
+    assert len(publisher.sent) == 1
+
+
+async def test_an_abandoned_batch_is_decided_again_when_read_again(policies: PolicyBook, log: io.StringIO) -> None:
+    publisher = FakePublisher()
+    step = handler(policies, publisher)
+    raw = to_bytes(example_event())
+    step.abandon(step.prepare([incoming(raw, 0)]))
+    again = step.prepare([incoming(raw, 0)])
+    await step.deliver(again)
+    assert len(again) == 1
+    assert len(publisher.sent) == 1
