@@ -83,7 +83,8 @@ def markdown(results: dict[str, Any]) -> str:
         "- (b) naive Faust agent: one event at a time, parse, add a field, `await topic.send` (KAFKA.md).",
         "- (c) our worker: `claims-worker run` in its own process, audit log to a file, full adjudication,",
         "  tables and changelogs, outputs acknowledged before commit.",
-        "- (d) replay: `Replayer` in its own process, whole topic into a new topic.",
+        "- (d) replay: `Replayer` in its own process, whole topic into a new topic; its rate is measured on its",
+        "  output timestamps like (b) and (c) (the wall-clock rate, start-up included, is in `benchmarks.json`).",
         "- (e) the pure core (`adjudicate` on parsed claims) and the whole per-claim path (bytes in, JSON out)",
         "  in one process, no broker.",
         f"- Latency of (c): {results['latency']['offered_per_s']:,} claims/s offered for"
@@ -104,6 +105,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"| (c) our worker | {t['worker']:,.0f} | {results['peak_kib']['worker'] / 1024:,.0f} MiB |",
         f"| (c) two worker processes, one group | {t['worker_x2']:,.0f} | |",
         f"| (d) replay | {t['replay']:,.0f} | {results['peak_kib']['replay'] / 1024:,.0f} MiB |",
+        f"| (d) replay, wall clock with start-up | {t['replay_wall']:,.0f} | |",
         f"| (e) pure core (`adjudicate`) | {results['core']['core_rate']:,.0f} | |",
         f"| (e) whole per-claim path, one process | {results['core']['path_rate']:,.0f} | |",
         "",
@@ -114,7 +116,16 @@ def markdown(results: dict[str, Any]) -> str:
         + ", ".join(f"{q} {results['latency'][q + '_ms']:.0f} ms" for q in ("p50", "p95", "p99"))
         + f" ({results['latency']['samples']:,} samples, max {results['latency']['max_ms']:.0f} ms).",
         "",
-        "Memory: " + ", ".join(f"{int(n):,} claims: {memory[n] / 1024:,.0f} MiB" for n in points) + ".",
+        "Memory (one process of its own), with what the claim history holds at each point:",
+        "",
+        "| claims decided | RSS | history records | line owners | emitted inputs |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {int(n):,} | {memory[n] / 1024:,.0f} MiB | {held[n]['records']:,} | {held[n]['line_owners']:,}"
+            f" | {held[n]['emitted_inputs']:,} |"
+            for n in points
+            for held in [results["memory_history"]]
+        ),
         "",
         "## Targets",
         "",

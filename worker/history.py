@@ -158,6 +158,15 @@ class ClaimHistory:
         record = self._record(claim.original_claim_id)
         return str(record["event_id"]) if record and record.get("event_id") else None
 
+    def sizes(self) -> dict[str, int]:
+        """Entries held: records, and the derived indexes (what bounds this memory)."""
+        return {
+            "records": len(self._order),
+            "line_owners": len(self._owners),
+            "emitted_inputs": len(self._emitted),
+            "unsaved": len(self._unsaved),
+        }
+
     # -- changes ------------------------------------------------------------------------
 
     def record(self, claim: Claim, decision: Decision) -> None:

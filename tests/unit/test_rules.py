@@ -542,6 +542,8 @@ class TestBoundedHistory:
             assert isinstance(result, Decided)
             processor.remember(result, emitted=True)
         assert list(history.claims) == ["C7", "C8", "C9"]
+        lines = len(claim_event()["claim"]["lines"])
+        assert history.sizes() == {"records": 3, "line_owners": 3 * lines, "emitted_inputs": 3, "unsaved": 0}
         # The derived indexes forget with the records: C0's input is decided afresh.
         again = processor.process(to_bytes(claim_event(claim_id="C0")), SourcePosition(file_line=11))
         assert isinstance(again, Decided)
