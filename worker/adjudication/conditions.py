@@ -3,8 +3,8 @@
 A check is a test (does the fact hold for this line?) and, for the rule trace,
 the evidence: the codes or identifiers that made it hold. The test runs for every
 rule a line reaches; the evidence is built only for the rules that decide or are
-cited, so the hot path never formats a string. Sets named by the policy are
-looked up once, here, not per line.
+cited, so a failing test formats no string. Sets named by the policy are looked
+up once, here, not per line.
 """
 
 from __future__ import annotations
