@@ -88,7 +88,8 @@ def markdown(results: dict[str, Any]) -> str:
         "- (e) the pure core (`adjudicate` on parsed claims) and the whole per-claim path (bytes in, JSON out)",
         "  in one process, no broker.",
         f"- Latency of (c): {results['latency']['offered_per_s']:,} claims/s offered for"
-        f" {results['latency']['seconds']} s after a warm-up;",
+        f" {results['latency']['seconds']} s, measured after the group joins and"
+        f" {results['latency']['warm_up_seconds']} s of the same load;",
         "  latency = output record timestamp - input record timestamp (same clock, ms).",
         "- Memory: resident set of one process deciding claims through the bounded claim history.",
         "",
@@ -114,7 +115,9 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "Latency of (c): "
         + ", ".join(f"{q} {results['latency'][q + '_ms']:.0f} ms" for q in ("p50", "p95", "p99"))
-        + f" ({results['latency']['samples']:,} samples, max {results['latency']['max_ms']:.0f} ms).",
+        + f" ({results['latency']['samples']:,} samples, max {results['latency']['max_ms']:.0f} ms). In the first"
+        f" second after an idle pause the slowest claim took {results['latency']['first_second_after_idle_max_ms']:.0f}"
+        " ms.",
         "",
         "Memory (one process of its own), with what the claim history holds at each point:",
         "",
