@@ -215,8 +215,13 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
         waiting: tuple[list[Any], list[Outgoing], list[Gap]] | None = None
         try:
             async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
-                decided, confirmed = await prepare(events)
-                waiting = (events, decided, confirmed)
+                preparing = asyncio.ensure_future(prepare(events))
+                try:
+                    await asyncio.shield(preparing)
+                finally:
+                    # Also on a shutdown: a batch being read back and decided is finished, then sent.
+                    decided, confirmed = await preparing
+                    waiting = (events, decided, confirmed)
                 if delivering is not None:
                     await asyncio.shield(delivering)
                 delivering, waiting = asyncio.ensure_future(deliver(*waiting)), None
