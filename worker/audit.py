@@ -103,6 +103,10 @@ def _render(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) ->
     return orjson.dumps(event_dict, option=orjson.OPT_SORT_KEYS).decode()
 
 
+_log: Any = None
+"""The audit logger of the current configuration (`configure`)."""
+
+
 def configure(stream: TextIO | None = None, *, level: str = "info", service: str = "claims-worker") -> None:
     """Configure structlog and stdlib logging to write allow-listed JSON lines.
 
@@ -144,10 +148,6 @@ def configure(stream: TextIO | None = None, *, level: str = "info", service: str
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.WARNING))
-
-
-_log: Any = None
-"""The audit logger of the current configuration (`configure`)."""
 
 
 def _logger() -> Any:
