@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from worker.heap import freeze_long_lived
+from worker.heap import settle_heap
 from worker.policy_files import load_policy_book
 from worker.replay import Replayer, ReplayPlan
 
@@ -18,7 +18,7 @@ def main(servers: str, topic: str, output: str) -> None:
     """Replay a whole topic into another; print the figures."""
     plan = ReplayPlan(run_id="bench", bootstrap_servers=servers, source_topic=topic, output_topic=output)
     replayer = Replayer(plan, load_policy_book(), progress_stream=io.StringIO(), keep_summaries=False)
-    freeze_long_lived()  # as `claims-worker replay` does
+    settle_heap()  # as `claims-worker replay` does
     started = time.perf_counter()
     result = asyncio.run(replayer.run())
     elapsed = time.perf_counter() - started

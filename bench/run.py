@@ -407,12 +407,12 @@ def _memory_here(checkpoints: list[int]) -> dict[str, Any]:
 
     from bench.data import claim
     from claims_contracts import SourcePosition
-    from worker.heap import freeze_long_lived
+    from worker.heap import settle_heap
     from worker.policy_files import load_policy_book
     from worker.processor import Decided, Processor
 
     processor = Processor(load_policy_book())
-    freeze_long_lived()  # as the worker does once the code set and the policy book are loaded
+    settle_heap()  # as the worker does once the code set and the policy book are loaded
     rng = random.Random(5)
     position = SourcePosition(file_line=1)
     rss, held = {}, {}

@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from worker import audit
 from worker.adjudication import PolicyBook
 from worker.continuity import Gap, OffsetTracker
-from worker.heap import freeze_long_lived
+from worker.heap import settle_heap
 from worker.history import ClaimHistory
 from worker.metrics import Metrics
 from worker.offset_guard import GapReader, committed_offset, guard_consumer
@@ -434,7 +434,7 @@ def run(settings: Settings, policies: PolicyBook | None = None) -> int:
         processing_guarantee=settings.processing_guarantee,
         web_port=settings.web_port,
     )
-    freeze_long_lived()  # the code set and the policy book are loaded by now
+    settle_heap()  # the code set and the policy book are loaded by now
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     BoundedWorker.grace_seconds = settings.shutdown_grace_seconds

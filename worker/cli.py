@@ -21,7 +21,7 @@ from claims_contracts.v1 import SourcePosition
 from worker import __version__
 from worker.adjudication import PolicyBook, PolicyError
 from worker.explain import render
-from worker.heap import freeze_long_lived
+from worker.heap import settle_heap
 from worker.policy_files import bundled_policy_dir, load_code_table, load_policy_book
 from worker.processor import DeadLettered, Decided, Processor
 
@@ -233,7 +233,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         except KeyError as error:
             _fail(EXIT_CONFIG, str(error.args[0]))
     replayer = Replayer(plan, policies, state_path=state_path)
-    freeze_long_lived()
+    settle_heap()
     try:
         result = asyncio.run(replayer.run())
     except (OSError, RuntimeError) as error:

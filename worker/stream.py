@@ -248,5 +248,11 @@ class TableView(MutableMapping[str, Any]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.table.data)
 
+    @property
+    def backing(self) -> dict[str, Any] | None:
+        """The dict under the table when its store keeps it in memory, for compaction; else None."""
+        inner = getattr(self.table.data, "data", None)
+        return inner if isinstance(inner, dict) else None
+
     def __len__(self) -> int:
         return len(self.table.data)

@@ -551,6 +551,37 @@ class TestBoundedHistory:
             processor.process(to_bytes(claim_event(claim_id="C9")), SourcePosition(file_line=12)), Redelivered
         )
 
+    @pytest.mark.parametrize("compact_every", [10, 10**9])
+    def test_tables_are_copied_back_to_their_size_once_eviction_has_grown_them(
+        self, policies: Any, monkeypatch: pytest.MonkeyPatch, compact_every: int
+    ) -> None:
+        """A window that evicts as fast as it learns leaves each dict at the size its entries need.
+
+        The second case turns the copies off: then CPython's tables, full of deleted slots,
+        have grown to about twice that size, which is what the copies are for.
+        """
+        import sys
+
+        from worker import history as history_module
+        from worker.history import ClaimHistory
+
+        monkeypatch.setattr(history_module, "COMPACT_EVERY", compact_every)
+        records: dict[str, Any] = {}
+        history = ClaimHistory(records, max_claims=50)
+        processor = Processor(policies, history=history)
+        for n in range(50 + 60 * 10):  # evictions end on a multiple of 10: the last one checks
+            result = processor.process(to_bytes(claim_event(claim_id=f"C{n}")), SourcePosition(file_line=n))
+            assert isinstance(result, Decided)
+            processor.remember(result, emitted=True)
+        assert len(records) == 50
+        tables = {"records": records, "order": history._order, "emitted": history._emitted, "owners": history._owners}
+        oversized = {name for name, table in tables.items() if sys.getsizeof(table) > sys.getsizeof(type(table)(table))}
+        if compact_every == 10:
+            assert oversized == set()
+            assert history.claims is records, "the caller's mapping is compacted in place, not replaced"
+        else:
+            assert oversized == {"records", "order", "emitted", "owners"}
+
     def test_a_recovered_table_is_evicted_oldest_first(self, policies: Any) -> None:
         from worker.history import ClaimHistory
 

@@ -144,3 +144,19 @@ async def test_an_abandoned_batch_is_decided_again_when_read_again(policies: Pol
     await step.deliver(again)
     assert len(again) == 1
     assert len(publisher.sent) == 1
+
+
+def test_a_memory_table_offers_its_dict_for_compaction() -> None:
+    """The history compacts the records through `backing`: it must be the store's own dict."""
+    import faust
+
+    from worker.stream import TableView
+
+    app = faust.App("compaction-test", broker="kafka://localhost:1", store="memory://")
+    table = app.Table("records", default=None)
+    view = TableView(table)
+    backing = view.backing
+    assert isinstance(backing, dict)
+    table.data["A"] = {"status": "active"}
+    assert backing == {"A": {"status": "active"}}
+    assert list(view) == ["A"]
