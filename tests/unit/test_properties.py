@@ -19,7 +19,7 @@ from tests.builders import (
     medicare_primary,
 )
 from tests.conftest import FIXED_NOW
-from worker.adjudication import PolicyBook, output_event_id
+from worker.adjudication import PolicyBook, adjudicate, output_event_id
 from worker.adjudication.engine import OUTPUT_EVENT_NAMESPACE
 from worker.adjudication.facts import ClaimFacts, LineFacts
 from worker.policy_files import load_policy_book
@@ -75,7 +75,7 @@ def claims(draw: st.DrawFn) -> dict[str, Any]:
         lines=draw(lines(count)),
         diagnoses=diagnoses,
         line_of_business=draw(st.sampled_from(LINES_OF_BUSINESS)),
-        claim_type=draw(st.sampled_from(["professional", "institutional"])),
+        claim_type=draw(st.sampled_from(["professional", "institutional", "pharmacy"])),
         participating=draw(st.booleans()),
         other_payers=draw(st.sampled_from([[], [medicare_primary("paid")], [medicare_primary("pending")]])),
         prior_authorizations=draw(st.sampled_from([[], [approved_pa()], [approved_pa(status="denied")]])),
@@ -154,6 +154,22 @@ def test_each_line_is_decided_by_the_first_rule_that_holds_in_policy_order(event
         assert result.rule == first.rule.id
         hit = next(hit for hit in decided.decision.trace if hit.line_number == line.line_number)
         assert hit.evidence == first.evidence(facts)
+
+
+COLD: PolicyBook = load_policy_book()
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(claims())
+def test_a_line_decision_shared_from_earlier_claims_equals_one_made_for_this_line(event: dict[str, Any]) -> None:
+    # POLICIES keeps the line decisions it made for every claim of every test so far; COLD starts
+    # each example with none, so every one of its decisions is built for this claim's lines.
+    for policy in COLD.versions:
+        for rule in COLD.program(policy).rules:
+            if rule.made is not None:
+                rule.made.clear()
+    decided = process(event)
+    assert adjudicate(decided.claim, COLD) == decided.decision
 
 
 @settings(max_examples=200)

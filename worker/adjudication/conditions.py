@@ -5,13 +5,18 @@ the evidence: the codes or identifiers that made it hold. The test runs for ever
 rule a line reaches; the evidence is built only for the rules that decide or are
 cited, so a failing test formats no string. Sets named by the policy are looked
 up once, here, not per line.
+
+A test is written as a Python expression over the line's facts `f` (`Source`), and
+compiled from it. The program joins the expressions of a rule's conditions into one
+function, so a line pays one call per rule instead of one per condition and one per
+`and`; the expression is the only statement of what a condition tests.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import reduce
 from typing import Any
 
 from worker.adjudication.facts import LineFacts
@@ -63,12 +68,47 @@ in force): the program answers them once per claim and keeps only the rules they
 
 
 @dataclass(frozen=True, slots=True)
+class Source:
+    """A test as a Python expression over the line's facts `f`, with the values it names."""
+
+    expression: str
+    names: dict[str, object]
+
+    def function(self) -> Test:
+        """The expression compiled into a test."""
+        test: Test = eval(f"lambda f: {self.expression}", dict(self.names))  # noqa: S307 - our own text
+        return test
+
+
+_counter = itertools.count()
+
+
+def _bound(value: object, prefix: str = "_k") -> tuple[str, dict[str, object]]:
+    """A fresh name for a value an expression reads (a set of codes, a test function)."""
+    name = f"{prefix}{next(_counter)}"
+    return name, {name: value}
+
+
+def _member(expression: str, values: object) -> Source:
+    name, names = _bound(values)
+    return Source(f"{expression} in {name}", names)
+
+
+def _call(test: Test) -> Source:
+    """A test that is more than an expression, called by name."""
+    name, names = _bound(test, "_t")
+    return Source(f"{name}(f)", names)
+
+
+@dataclass(frozen=True, slots=True)
 class Check:
     """One condition compiled against one policy version."""
 
     condition: Condition
+    source: Source
+    """Whether the condition holds for a line, its expected `value` applied, as an expression."""
     test: Test
-    """Whether the condition holds for a line, its expected `value` applied."""
+    """The same, compiled."""
     claim_scope: bool
     """True when the answer is the same for every line of the claim (see `CLAIM_SCOPE`)."""
     _evidence: Callable[[LineFacts], Evidence]
@@ -78,27 +118,27 @@ class Check:
         return self._evidence(facts)
 
 
-Compiled = tuple[Test, Callable[[LineFacts], Evidence]]
+Compiled = tuple[Source, Callable[[LineFacts], Evidence]]
 """A condition's raw test (its `value` not yet applied) and the evidence when the fact holds."""
 
 
 def _frequency_in(c: FrequencyIn, policy: Policy) -> Compiled:
     values = frozenset(c.values)
-    return (lambda f: f.claim.frequency_code in values), (lambda f: (f"frequency {f.claim.frequency_code}",))
+    return _member("f.claim.frequency_code", values), (lambda f: (f"frequency {f.claim.frequency_code}",))
 
 
 def _duplicate_of_other_claim(c: DuplicateOfOtherClaim, policy: Policy) -> Compiled:
-    return (lambda f: f.duplicate_of is not None), (lambda f: (f"duplicate of {f.duplicate_of}",))
+    return Source("f.duplicate_of is not None", {}), (lambda f: (f"duplicate of {f.duplicate_of}",))
 
 
 def _service_after_received(c: ServiceDateAfterReceived, policy: Policy) -> Compiled:
-    return (lambda f: f.line.service_date > f.claim.received_date), (
+    return Source("f.line.service_date > f.claim.received_date", {}), (
         lambda f: (f"service {f.line.service_date.isoformat()} > received {f.claim.received_date.isoformat()}",)
     )
 
 
 def _diagnosis_invalid(c: DiagnosisInvalid, policy: Policy) -> Compiled:
-    return (lambda f: not all(dx.billable for dx in f.diagnoses)), (
+    return _call(lambda f: not all(dx.billable for dx in f.diagnoses)), (
         lambda f: tuple(dx.code for dx in f.diagnoses if not dx.billable)
     )
 
@@ -106,46 +146,46 @@ def _diagnosis_invalid(c: DiagnosisInvalid, policy: Policy) -> Compiled:
 def _procedure_in(c: ProcedureIn, policy: Policy) -> Compiled:
     wanted = policy.procedure_sets[c.set]
     if wanted.ranges:
-        return (lambda f: f.line.procedure_code in wanted), (lambda f: (f.line.procedure_code or "",))
+        return _member("f.line.procedure_code", wanted), (lambda f: (f.line.procedure_code or "",))
     codes = wanted.codes  # a plain frozenset answers faster than the set's own membership test
-    return (lambda f: f.line.procedure_code in codes), (lambda f: (f.line.procedure_code or "",))
+    return _member("f.line.procedure_code", codes), (lambda f: (f.line.procedure_code or "",))
 
 
 def _ndc_present(c: NdcPresent, policy: Policy) -> Compiled:
-    return (lambda f: f.line.ndc is not None), (lambda f: _NONE)
+    return Source("f.line.ndc is not None", {}), (lambda f: _NONE)
 
 
 def _ndc_malformed(c: NdcMalformed, policy: Policy) -> Compiled:
-    return (lambda f: f.ndc_malformed), (lambda f: ("NDC unreadable",))
+    return Source("f.ndc_malformed", {}), (lambda f: ("NDC unreadable",))
 
 
 def _ndc_product_in(c: NdcProductIn, policy: Policy) -> Compiled:
     products = policy.products(c.set)
-    return (lambda f: f.ndc_product in products), (lambda f: (f"NDC {f.ndc11}",) if f.ndc11 else _NONE)
+    return _member("f.ndc_product", products), (lambda f: (f"NDC {f.ndc11}",) if f.ndc11 else _NONE)
 
 
 def _route_in(c: RouteIn, policy: Policy) -> Compiled:
     values = frozenset(c.values)
-    return (lambda f: f.line.route in values), (lambda f: (f"route {f.line.route}",))
+    return _member("f.line.route", values), (lambda f: (f"route {f.line.route}",))
 
 
 def _line_of_business_in(c: LineOfBusinessIn, policy: Policy) -> Compiled:
     values = frozenset(c.values)
-    return (lambda f: f.claim.line_of_business in values), (lambda f: (f.claim.line_of_business,))
+    return _member("f.claim.line_of_business", values), (lambda f: (f.claim.line_of_business,))
 
 
 def _claim_type_in(c: ClaimTypeIn, policy: Policy) -> Compiled:
     values = frozenset(c.values)
-    return (lambda f: f.claim.claim_type in values), (lambda f: (f.claim.claim_type,))
+    return _member("f.claim.claim_type", values), (lambda f: (f.claim.claim_type,))
 
 
 def _provider_participating(c: ProviderParticipating, policy: Policy) -> Compiled:
-    return (lambda f: f.claim.provider_participating), (lambda f: ("participating provider",))
+    return Source("f.claim.provider_participating", {}), (lambda f: ("participating provider",))
 
 
 def _place_of_service_in(c: PlaceOfServiceIn, policy: Policy) -> Compiled:
     places = policy.place_of_service_sets[c.set]
-    return (lambda f: f.line.place_of_service in places), (lambda f: (f"place of service {f.line.place_of_service}",))
+    return _member("f.line.place_of_service", places), (lambda f: (f"place of service {f.line.place_of_service}",))
 
 
 def _prior_auth_covers(c: PriorAuthCoversLine, policy: Policy) -> Compiled:
@@ -153,11 +193,11 @@ def _prior_auth_covers(c: PriorAuthCoversLine, policy: Policy) -> Compiled:
         auth = f.covering_authorization
         return (f"authorization {auth.auth_id}",) if auth is not None else _NONE
 
-    return (lambda f: f.covering_authorization is not None), evidence
+    return Source("f.covering_authorization is not None", {}), evidence
 
 
 def _medicare_primary(c: MedicarePrimary, policy: Policy) -> Compiled:
-    return (lambda f: f.claim_facts.medicare_primary is not None), (lambda f: ("Medicare primary",))
+    return Source("f.claim_facts.medicare_primary is not None", {}), (lambda f: ("Medicare primary",))
 
 
 def _primary_adjudicated(c: PrimaryAdjudicated, policy: Policy) -> Compiled:
@@ -169,7 +209,7 @@ def _primary_adjudicated(c: PrimaryAdjudicated, policy: Policy) -> Compiled:
         primary = f.claim_facts.medicare_primary
         return (f"Medicare {primary.claim_status}",) if primary is not None else _NONE
 
-    return test, evidence
+    return _call(test), evidence
 
 
 def _claim_has_procedure(c: ClaimHasProcedure, policy: Policy) -> Compiled:
@@ -178,7 +218,7 @@ def _claim_has_procedure(c: ClaimHasProcedure, policy: Policy) -> Compiled:
     def found(f: LineFacts) -> Evidence:
         return tuple(f"line {number} {code}" for number, code in f.claim_facts.procedures_on(f.line) if code in wanted)
 
-    return (lambda f: any(code in wanted for _, code in f.claim_facts.procedures_on(f.line))), found
+    return _call(lambda f: any(code in wanted for _, code in f.claim_facts.procedures_on(f.line))), found
 
 
 def _diagnosis_in_family(c: DiagnosisInFamily, policy: Policy) -> Compiled:
@@ -187,7 +227,7 @@ def _diagnosis_in_family(c: DiagnosisInFamily, policy: Policy) -> Compiled:
     def found(f: LineFacts) -> Evidence:
         return tuple(dx.code for dx in f.diagnoses if dx.exists and family.contains(dx.lineage, dx.category))
 
-    return (lambda f: any(dx.exists and family.contains(dx.lineage, dx.category) for dx in f.diagnoses)), found
+    return _call(lambda f: any(dx.exists and family.contains(dx.lineage, dx.category) for dx in f.diagnoses)), found
 
 
 def _companion_decided(c: CompanionDecided, policy: Policy) -> Compiled:
@@ -201,7 +241,7 @@ def _companion_decided(c: CompanionDecided, policy: Policy) -> Compiled:
             if decision.rule in rules and _same_day(f, number)
         )
 
-    return (lambda f: bool(found(f))), found
+    return _call(lambda f: bool(found(f))), found
 
 
 def _same_day(f: LineFacts, line_number: int) -> bool:
@@ -211,7 +251,7 @@ def _same_day(f: LineFacts, line_number: int) -> bool:
 
 
 def _version_in_force(c: VersionInForce, policy: Policy) -> Compiled:
-    return (lambda f: f.version_in_force), (lambda f: _NONE)
+    return Source("f.version_in_force", {}), (lambda f: _NONE)
 
 
 def _any_of(c: AnyOf, policy: Policy) -> Compiled:
@@ -223,12 +263,12 @@ def _any_of(c: AnyOf, policy: Policy) -> Compiled:
                 return check.evidence(f)
         return _NONE
 
-    return any_holds(tuple(check.test for check in checks)), evidence
+    return any_holds(tuple(check.source for check in checks)), evidence
 
 
 def _all_of(c: AllOf, policy: Policy) -> Compiled:
     checks = tuple(compile_condition(condition, policy) for condition in c.conditions)
-    return all_hold(tuple(check.test for check in checks)), (lambda f: evidence_of(checks, f))
+    return all_hold(tuple(check.source for check in checks)), (lambda f: evidence_of(checks, f))
 
 
 _COMPILERS: dict[type[Any], Callable[[Any, Policy], Compiled]] = {
@@ -257,35 +297,21 @@ _COMPILERS: dict[type[Any], Callable[[Any, Policy], Compiled]] = {
 }
 
 
-def _always(facts: LineFacts) -> bool:
-    return True
+def _joined(sources: tuple[Source, ...], operator: str) -> Source:
+    names: dict[str, object] = {}
+    for source in sources:
+        names.update(source.names)
+    return Source(f" {operator} ".join(f"({source.expression})" for source in sources), names)
 
 
-def _both(first: Test, second: Test) -> Test:
-    return lambda f: first(f) and second(f)
+def all_hold(sources: tuple[Source, ...]) -> Source:
+    """One test that holds when every one of `sources` does, in order, stopping at the first that fails."""
+    return _joined(sources, "and") if sources else Source("True", {})
 
 
-def _either(first: Test, second: Test) -> Test:
-    return lambda f: first(f) or second(f)
-
-
-def all_hold(tests: tuple[Test, ...]) -> Test:
-    """One test that holds when every one of `tests` does, in order, stopping at the first that fails.
-
-    The tests are chained directly (`a and (b and c)`): a generator per call costs more than they do.
-    """
-    if not tests:
-        return _always
-    return reduce(lambda rest, test: _both(test, rest), reversed(tests[:-1]), tests[-1])
-
-
-def any_holds(tests: tuple[Test, ...]) -> Test:
-    """One test that holds when any of `tests` does, in order, stopping at the first that holds."""
-    return reduce(lambda rest, test: _either(test, rest), reversed(tests[:-1]), tests[-1])
-
-
-def _holds_not(test: Test) -> Test:
-    return lambda f: not test(f)
+def any_holds(sources: tuple[Source, ...]) -> Source:
+    """One test that holds when any of `sources` does, in order, stopping at the first that holds."""
+    return _joined(sources, "or")
 
 
 def compile_condition(condition: Condition, policy: Policy) -> Check:
@@ -299,12 +325,13 @@ def compile_condition(condition: Condition, policy: Policy) -> Check:
         The check: its test applies the condition's expected `value`; an inverted
         condition's evidence is the absence itself ("not <kind>").
     """
-    test, evidence = _COMPILERS[type(condition)](condition, policy)
+    source, evidence = _COMPILERS[type(condition)](condition, policy)
     claim_scope = all(type(c) in CLAIM_SCOPE for c in walk([condition]) if not isinstance(c, AnyOf | AllOf))
     if not condition.value:
         absent: Evidence = (f"not {condition.kind}",)
-        return Check(condition, _holds_not(test), claim_scope, lambda f: absent)
-    return Check(condition, test, claim_scope, evidence)
+        inverted = Source(f"not ({source.expression})", source.names)
+        return Check(condition, inverted, inverted.function(), claim_scope, lambda f: absent)
+    return Check(condition, source, source.function(), claim_scope, evidence)
 
 
 def evidence_of(checks: tuple[Check, ...], facts: LineFacts) -> Evidence:

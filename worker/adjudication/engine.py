@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from worker.adjudication.book import PolicyBook
 from worker.adjudication.facts import ClaimFacts, CompanionsPending, LineFacts
 from worker.adjudication.model import Claim, Coverage, Decision, LineDecision, Outcome, RuleHit
-from worker.adjudication.program import CompiledRule, Program
+from worker.adjudication.program import MAX_LINE_NUMBER, CompiledRule, Program
 
 OUTPUT_EVENT_NAMESPACE = uuid.UUID("7d3f8f6e-2f1a-5c55-9a0c-4b2e6f1d8a31")
 """Namespace of the deterministic output event ids (UUID version 5)."""
@@ -67,6 +67,16 @@ def _apply(compiled: CompiledRule, program: Program, facts: LineFacts) -> tuple[
     rule, line = compiled.rule, facts.line
     evidence = compiled.evidence(facts)
     hits = [RuleHit(line.line_number, rule.id, rule.sections, evidence)]
+    pharmacy = facts.claim.claim_type == "pharmacy"
+    made = compiled.made
+    if made is not None:
+        key = (line.line_number, pharmacy, facts.version_in_force)
+        decision = made.get(key)
+        if decision is None:
+            decision = _line_decision(compiled, program, facts, pharmacy, rule.sections, compiled.coverage)
+            if line.line_number <= MAX_LINE_NUMBER:
+                made[key] = decision
+        return decision, (hits[0],)
     sections = rule.sections
     if compiled.cites_more:
         sections = _cited_sections(compiled, program, facts, evidence, hits)
@@ -79,9 +89,21 @@ def _apply(compiled: CompiledRule, program: Program, facts: LineFacts) -> tuple[
             satisfied_pa_id=auth.auth_id if auth is not None else None,
             info_needed=rule.coverage.info_needed,
         )
-    codes = compiled.pharmacy if facts.claim.claim_type == "pharmacy" else compiled.medical
-    decision = LineDecision(
-        line_number=line.line_number,
+    return _line_decision(compiled, program, facts, pharmacy, sections, coverage), tuple(hits)
+
+
+def _line_decision(
+    compiled: CompiledRule,
+    program: Program,
+    facts: LineFacts,
+    pharmacy: bool,
+    sections: tuple[str, ...],
+    coverage: Coverage | None,
+) -> LineDecision:
+    rule = compiled.rule
+    codes = compiled.pharmacy if pharmacy else compiled.medical
+    return LineDecision(
+        line_number=facts.line.line_number,
         outcome=rule.outcome,
         rule=rule.id,
         sections=sections,
@@ -96,7 +118,6 @@ def _apply(compiled: CompiledRule, program: Program, facts: LineFacts) -> tuple[
         coverage=coverage,
         rule_rank=compiled.rank,
     )
-    return decision, tuple(hits)
 
 
 def _cited_sections(
