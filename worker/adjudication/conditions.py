@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.adjudication.facts import LineFacts
+from worker.adjudication.icd10cm import DiagnosisCode
 from worker.adjudication.policy import (
     AllOf,
     AnyOf,
@@ -74,10 +75,10 @@ class Source:
     expression: str
     names: dict[str, object]
 
-    def function(self) -> Test:
-        """The expression compiled into a test."""
-        test: Test = eval(f"lambda f: {self.expression}", dict(self.names))  # noqa: S307 - our own text
-        return test
+    def function(self) -> Callable[[LineFacts], Any]:
+        """The expression compiled into a function of the facts (a test, for a condition)."""
+        function: Callable[[LineFacts], Any] = eval(f"lambda f: {self.expression}", dict(self.names))  # noqa: S307 - our own text
+        return function
 
 
 _counter = itertools.count()
@@ -223,11 +224,28 @@ def _claim_has_procedure(c: ClaimHasProcedure, policy: Policy) -> Compiled:
 
 def _diagnosis_in_family(c: DiagnosisInFamily, policy: Policy) -> Compiled:
     family = policy.diagnosis_families[c.family]
+    # The answer for a code never changes: kept per code of the code set (codes that do not
+    # exist are never members and never kept, so the code set bounds this).
+    members: dict[str, bool] = {}
+
+    def member(dx: DiagnosisCode) -> bool:
+        if not dx.exists:
+            return False
+        known = members.get(dx.code)
+        if known is None:
+            known = members[dx.code] = family.contains(dx.lineage, dx.category)
+        return known
+
+    def test(f: LineFacts) -> bool:
+        for dx in f.diagnoses:  # noqa: SIM110 - a loop: `any` over a generator costs more than the test
+            if member(dx):
+                return True
+        return False
 
     def found(f: LineFacts) -> Evidence:
-        return tuple(dx.code for dx in f.diagnoses if dx.exists and family.contains(dx.lineage, dx.category))
+        return tuple(dx.code for dx in f.diagnoses if member(dx))
 
-    return _call(lambda f: any(dx.exists and family.contains(dx.lineage, dx.category) for dx in f.diagnoses)), found
+    return _call(test), found
 
 
 def _companion_decided(c: CompanionDecided, policy: Policy) -> Compiled:

@@ -11,9 +11,9 @@ import uuid
 from collections.abc import Mapping
 
 from worker.adjudication.book import PolicyBook
-from worker.adjudication.facts import ClaimFacts, CompanionsPending, LineFacts
+from worker.adjudication.facts import ClaimFacts, LineFacts
 from worker.adjudication.model import Claim, Coverage, Decision, LineDecision, Outcome, RuleHit
-from worker.adjudication.program import MAX_LINE_NUMBER, CompiledRule, Program
+from worker.adjudication.program import MAX_LINE_NUMBER, CompiledRule, Program, Residual, deferred_at
 
 OUTPUT_EVENT_NAMESPACE = uuid.UUID("7d3f8f6e-2f1a-5c55-9a0c-4b2e6f1d8a31")
 """Namespace of the deterministic output event ids (UUID version 5)."""
@@ -45,17 +45,22 @@ class _Deferred(Exception):
 def _decide_line(
     facts: LineFacts,
     program: Program,
-    candidates: tuple[CompiledRule, ...],
+    candidates: Residual,
     *,
     start: int = 0,
 ) -> tuple[LineDecision, tuple[RuleHit, ...]]:
-    for position in range(start, len(candidates)):
-        compiled = candidates[position]
-        try:
+    rules = candidates.rules
+    if start == 0:
+        position = candidates.first(facts)
+        if position < 0:
+            raise _Deferred(deferred_at(position))
+        if position < len(rules):
+            return _apply(rules[position], program, facts)
+    else:
+        # Resuming a deferred line (its companions are decided now): rare enough to go rule by rule.
+        for compiled in rules[start:]:
             if compiled.matches(facts):
                 return _apply(compiled, program, facts)
-        except CompanionsPending:
-            raise _Deferred(position) from None
     # Unreachable for a loaded policy: its last rule has no conditions.
     policy = program.policy
     raise AssertionError(
@@ -165,9 +170,9 @@ def adjudicate(
     pinned = policies.version(pinned_version) if pinned_version is not None else None
     claim_facts = ClaimFacts(claim, duplicates or {})
     decided: dict[int, tuple[LineDecision, tuple[RuleHit, ...]]] = {}
-    waiting: list[tuple[LineFacts, Program, tuple[CompiledRule, ...], int]] = []
+    waiting: list[tuple[LineFacts, Program, Residual, int]] = []
     # The claim-wide answers depend on the version and whether it is in force: ask once for each.
-    reachable: dict[tuple[str, bool], tuple[CompiledRule, ...]] = {}
+    reachable: dict[tuple[str, bool], Residual] = {}
     for line in claim.lines:
         policy, in_force = (pinned, True) if pinned is not None else policies.for_date(line.service_date)
         program = policies.program(policy)

@@ -9,11 +9,23 @@ claim and shared by its lines.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 from worker.adjudication.icd10cm import DiagnosisCode, lookup
 from worker.adjudication.model import Claim, Line, LineDecision, OtherPayer, PriorAuthorization
 from worker.adjudication.ndc import Resolution, product_of, resolve
 from worker.adjudication.policy import Policy
+
+NdcReading = tuple[Resolution, str | None, bool, str | None]
+"""An NDC's resolution, its 11 digits, whether it is malformed, and its labeler-product code."""
+
+
+@lru_cache(maxsize=8192)
+def _read_ndc(ndc: str, known_products: frozenset[str]) -> NdcReading:
+    # The same few NDCs come back on line after line; reading one takes longer than finding it here.
+    resolution = resolve(ndc, known_products)
+    ndc11 = resolution.ndc11
+    return resolution, ndc11, resolution.malformed, product_of(ndc11) if ndc11 is not None else None
 
 
 class CompanionsPending(Exception):
@@ -86,12 +98,16 @@ class LineFacts:
         self._authorization_known = False
         self.duplicate_of: str | None = claim.duplicates.get(line.line_number)
         """The other claim line this line exactly repeats, if any."""
-        self.ndc: Resolution | None = None if line.ndc is None else resolve(line.ndc, policy.known_products)
+        self.ndc: Resolution | None
         """The line's NDC read as 11 digits; None when the line has none."""
-        self.ndc11: str | None = self.ndc.ndc11 if self.ndc is not None else None
-        self.ndc_malformed: bool = self.ndc is not None and self.ndc.malformed
-        self.ndc_product: str | None = product_of(self.ndc11) if self.ndc11 is not None else None
+        self.ndc11: str | None
+        self.ndc_malformed: bool
+        self.ndc_product: str | None
         """The 9-digit labeler-product code of the line's NDC, when it can be read."""
+        if line.ndc is None:
+            self.ndc, self.ndc11, self.ndc_malformed, self.ndc_product = None, None, False, None
+        else:
+            self.ndc, self.ndc11, self.ndc_malformed, self.ndc_product = _read_ndc(line.ndc, policy.known_products)
         self.diagnoses: tuple[DiagnosisCode, ...] = self._pointed(claim.diagnoses, line.diagnosis_pointers)
         """The diagnoses the line points to (all of the claim's when it points to none)."""
 
