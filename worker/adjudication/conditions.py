@@ -216,10 +216,16 @@ def _primary_adjudicated(c: PrimaryAdjudicated, policy: Policy) -> Compiled:
 def _claim_has_procedure(c: ClaimHasProcedure, policy: Policy) -> Compiled:
     wanted = policy.procedure_sets[c.set]
 
+    def test(f: LineFacts) -> bool:
+        for _, code in f.claim_facts.procedures_on(f.line):  # noqa: SIM110 - a loop, as in `_diagnosis_in_family`
+            if code in wanted:
+                return True
+        return False
+
     def found(f: LineFacts) -> Evidence:
         return tuple(f"line {number} {code}" for number, code in f.claim_facts.procedures_on(f.line) if code in wanted)
 
-    return _call(lambda f: any(code in wanted for _, code in f.claim_facts.procedures_on(f.line))), found
+    return _call(test), found
 
 
 def _diagnosis_in_family(c: DiagnosisInFamily, policy: Policy) -> Compiled:
@@ -251,21 +257,23 @@ def _diagnosis_in_family(c: DiagnosisInFamily, policy: Policy) -> Compiled:
 def _companion_decided(c: CompanionDecided, policy: Policy) -> Compiled:
     rules = frozenset(c.rules)
 
-    def found(f: LineFacts) -> Evidence:
+    def test(f: LineFacts) -> bool:
         # `companions` raises CompanionsPending in the first pass: the engine decides this line later.
+        day, dates = f.line.service_date, f.claim_facts.service_dates
+        for number, decision in f.companions.items():  # noqa: SIM110 - a loop, as in `_diagnosis_in_family`
+            if decision.rule in rules and dates[number] == day:
+                return True
+        return False
+
+    def found(f: LineFacts) -> Evidence:
+        day, dates = f.line.service_date, f.claim_facts.service_dates
         return tuple(
             f"line {number} {decision.rule}"
             for number, decision in sorted(f.companions.items())
-            if decision.rule in rules and _same_day(f, number)
+            if decision.rule in rules and dates[number] == day
         )
 
-    return _call(lambda f: bool(found(f))), found
-
-
-def _same_day(f: LineFacts, line_number: int) -> bool:
-    return any(
-        other.line_number == line_number and other.service_date == f.line.service_date for other in f.claim.lines
-    )
+    return _call(test), found
 
 
 def _version_in_force(c: VersionInForce, policy: Policy) -> Compiled:

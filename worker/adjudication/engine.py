@@ -35,33 +35,30 @@ def output_event_id(source_event_id: str, policy_id: str, versions: tuple[str, .
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
-class _Deferred(Exception):
-    """A line reached a rule that reads other lines' decisions: resume it later."""
-
-    def __init__(self, position: int) -> None:
-        self.position = position
-
-
 def _decide_line(
-    facts: LineFacts,
-    program: Program,
-    candidates: Residual,
-    *,
-    start: int = 0,
+    facts: LineFacts, program: Program, candidates: Residual
+) -> tuple[LineDecision, tuple[RuleHit, ...]] | int:
+    """The line's decision and trace, or the rule position to resume from once the other lines are decided."""
+    position = candidates.first(facts)
+    if position < 0:
+        return deferred_at(position)
+    return _decided_by(position, facts, program, candidates)
+
+
+def _resume_line(
+    facts: LineFacts, program: Program, candidates: Residual, start: int
 ) -> tuple[LineDecision, tuple[RuleHit, ...]]:
-    rules = candidates.rules
-    if start == 0:
-        position = candidates.first(facts)
-        if position < 0:
-            raise _Deferred(deferred_at(position))
-        if position < len(rules):
-            return _apply(rules[position], program, facts)
-    else:
-        # Resuming a deferred line (its companions are decided now): rare enough to go rule by rule.
-        for compiled in rules[start:]:
-            if compiled.matches(facts):
-                return _apply(compiled, program, facts)
-    # Unreachable for a loaded policy: its last rule has no conditions.
+    """Decide a deferred line from the rule it stopped at: its companions are decided now."""
+    return _decided_by(candidates.resume(start)(facts), facts, program, candidates)
+
+
+def _decided_by(
+    position: int, facts: LineFacts, program: Program, candidates: Residual
+) -> tuple[LineDecision, tuple[RuleHit, ...]]:
+    if 0 <= position < len(candidates.rules):
+        return _apply(candidates.rules[position], program, facts)
+    # Unreachable for a loaded policy: its last rule has no conditions, and a resumed line
+    # has its companions.
     policy = program.policy
     raise AssertionError(
         f"policy {policy.policy_id} {policy.version} decided nothing for line {facts.line.line_number}"
@@ -180,14 +177,16 @@ def adjudicate(
         candidates = reachable.get((policy.version, in_force))
         if candidates is None:
             candidates = reachable[(policy.version, in_force)] = program.candidates(facts)
-        try:
-            decided[line.line_number] = _decide_line(facts, program, candidates)
-        except _Deferred as deferred:
-            waiting.append((facts, program, candidates, deferred.position))
-    companions = {number: decision for number, (decision, _) in decided.items()}
-    for facts, program, candidates, start in waiting:
-        facts.companions = companions
-        decided[facts.line.line_number] = _decide_line(facts, program, candidates, start=start)
+        outcome = _decide_line(facts, program, candidates)
+        if isinstance(outcome, int):
+            waiting.append((facts, program, candidates, outcome))
+        else:
+            decided[line.line_number] = outcome
+    if waiting:
+        companions = {number: decision for number, (decision, _) in decided.items()}
+        for facts, program, candidates, start in waiting:
+            facts.companions = companions
+            decided[facts.line.line_number] = _resume_line(facts, program, candidates, start)
 
     ordered = [decided[line.line_number] for line in claim.lines]
     lines = tuple(decision for decision, _ in ordered)

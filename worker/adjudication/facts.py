@@ -9,6 +9,7 @@ claim and shared by its lines.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from functools import lru_cache
 
 from worker.adjudication.icd10cm import DiagnosisCode, lookup
@@ -35,7 +36,7 @@ class CompanionsPending(Exception):
 class ClaimFacts:
     """Facts of the whole claim, shared by its lines."""
 
-    __slots__ = ("claim", "diagnoses", "duplicates", "medicare_primary")
+    __slots__ = ("claim", "diagnoses", "duplicates", "medicare_primary", "service_dates")
 
     def __init__(self, claim: Claim, duplicates: Mapping[int, str]) -> None:
         self.claim = claim
@@ -47,6 +48,8 @@ class ClaimFacts:
             (p for p in claim.other_payers if p.payer_type == "medicare" and p.payer_sequence == "primary"), None
         )
         """The other-payer entry showing Medicare primary, if any."""
+        self.service_dates: dict[int, date] = {line.line_number: line.service_date for line in claim.lines}
+        """Line number -> date of service."""
 
     def procedures_on(self, line: Line) -> tuple[tuple[int, str], ...]:
         """(line number, procedure code) of the other lines on the same date of service."""

@@ -12,7 +12,7 @@ first rule that holds for a line is the one the policy file says.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from worker.adjudication.conditions import Check, Evidence, Source, Test, all_hold, compile_condition, evidence_of
 from worker.adjudication.facts import CompanionsPending, LineFacts
@@ -151,7 +151,8 @@ class Program:
                 kept.append(compiled)
                 if compiled.always:
                     break  # it holds for every line that reaches it: no later rule can decide one
-        return Residual(tuple(kept), _first_function(kept))
+        rules = tuple(kept)
+        return Residual(rules, _first_function(rules))
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +163,15 @@ class Residual:
     first: Callable[[LineFacts], int]
     """The position of the first rule that holds for a line; `len(rules)` when none does. A
     rule that needs the other lines' decisions first gives `-1 - position` (`deferred_at`)."""
+    _resumes: dict[int, Callable[[LineFacts], int]] = field(default_factory=dict)
+
+    def resume(self, start: int) -> Callable[[LineFacts], int]:
+        """The same test from the rule at `start` on: for a line deferred there, once its companions are decided."""
+        resume = self._resumes.get(start)
+        if resume is None:
+            # At most one per rule, made on first use.
+            resume = self._resumes[start] = _first_function(self.rules, start)
+        return resume
 
 
 def deferred_at(answer: int) -> int:
@@ -169,15 +179,16 @@ def deferred_at(answer: int) -> int:
     return -1 - answer
 
 
-def _first_function(rules: list[CompiledRule]) -> Callable[[LineFacts], int]:
-    """Write the rules' line conditions, in order, into one function (`Residual.first`).
+def _first_function(rules: tuple[CompiledRule, ...], start: int = 0) -> Callable[[LineFacts], int]:
+    """Write the rules' line conditions, from `start` on, into one function (`Residual.first`).
 
     One call per line instead of one per rule tested (about six): the loop, the look-ups and
     the calls it saves cost about as much as the tests themselves.
     """
-    body: list[str] = ["def first(f):", "    p = 0", "    try:"]
+    body: list[str] = ["def first(f):", f"    p = {start}", "    try:"]
     names: dict[str, object] = {"CompanionsPending": CompanionsPending}
-    for position, compiled in enumerate(rules):
+    for position in range(start, len(rules)):
+        compiled = rules[position]
         names.update(compiled.line_conditions.names)
         body.append(f"        p = {position}")
         if compiled.always:
