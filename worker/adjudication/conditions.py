@@ -113,14 +113,17 @@ class Check:
     claim_scope: bool
     """True when the answer is the same for every line of the claim (see `CLAIM_SCOPE`)."""
     _evidence: Callable[[LineFacts], Evidence]
+    constant_evidence: Evidence | None = None
+    """The evidence when it is the same for every line the check holds for (a fixed phrase)."""
 
     def evidence(self, facts: LineFacts) -> Evidence:
         """The evidence of a check whose test holds for these facts."""
         return self._evidence(facts)
 
 
-Compiled = tuple[Source, Callable[[LineFacts], Evidence]]
-"""A condition's raw test (its `value` not yet applied) and the evidence when the fact holds."""
+Compiled = tuple[Source, Callable[[LineFacts], Evidence] | Evidence]
+"""A condition's raw test (its `value` not yet applied) and the evidence when the fact holds:
+a function of the line, or the evidence itself when it is a fixed phrase."""
 
 
 def _frequency_in(c: FrequencyIn, policy: Policy) -> Compiled:
@@ -153,11 +156,11 @@ def _procedure_in(c: ProcedureIn, policy: Policy) -> Compiled:
 
 
 def _ndc_present(c: NdcPresent, policy: Policy) -> Compiled:
-    return Source("f.line.ndc is not None", {}), (lambda f: _NONE)
+    return Source("f.line.ndc is not None", {}), _NONE
 
 
 def _ndc_malformed(c: NdcMalformed, policy: Policy) -> Compiled:
-    return Source("f.ndc_malformed", {}), (lambda f: ("NDC unreadable",))
+    return Source("f.ndc_malformed", {}), ("NDC unreadable",)
 
 
 def _ndc_product_in(c: NdcProductIn, policy: Policy) -> Compiled:
@@ -181,7 +184,7 @@ def _claim_type_in(c: ClaimTypeIn, policy: Policy) -> Compiled:
 
 
 def _provider_participating(c: ProviderParticipating, policy: Policy) -> Compiled:
-    return Source("f.claim.provider_participating", {}), (lambda f: ("participating provider",))
+    return Source("f.claim.provider_participating", {}), ("participating provider",)
 
 
 def _place_of_service_in(c: PlaceOfServiceIn, policy: Policy) -> Compiled:
@@ -198,7 +201,7 @@ def _prior_auth_covers(c: PriorAuthCoversLine, policy: Policy) -> Compiled:
 
 
 def _medicare_primary(c: MedicarePrimary, policy: Policy) -> Compiled:
-    return Source("f.claim_facts.medicare_primary is not None", {}), (lambda f: ("Medicare primary",))
+    return Source("f.claim_facts.medicare_primary is not None", {}), ("Medicare primary",)
 
 
 def _primary_adjudicated(c: PrimaryAdjudicated, policy: Policy) -> Compiled:
@@ -277,7 +280,7 @@ def _companion_decided(c: CompanionDecided, policy: Policy) -> Compiled:
 
 
 def _version_in_force(c: VersionInForce, policy: Policy) -> Compiled:
-    return Source("f.version_in_force", {}), (lambda f: _NONE)
+    return Source("f.version_in_force", {}), _NONE
 
 
 def _any_of(c: AnyOf, policy: Policy) -> Compiled:
@@ -356,7 +359,10 @@ def compile_condition(condition: Condition, policy: Policy) -> Check:
     if not condition.value:
         absent: Evidence = (f"not {condition.kind}",)
         inverted = Source(f"not ({source.expression})", source.names)
-        return Check(condition, inverted, inverted.function(), claim_scope, lambda f: absent)
+        return Check(condition, inverted, inverted.function(), claim_scope, lambda f: absent, absent)
+    if isinstance(evidence, tuple):
+        phrase = evidence
+        return Check(condition, source, source.function(), claim_scope, lambda f: phrase, phrase)
     return Check(condition, source, source.function(), claim_scope, evidence)
 
 

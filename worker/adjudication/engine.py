@@ -67,18 +67,25 @@ def _decided_by(
 
 def _apply(compiled: CompiledRule, program: Program, facts: LineFacts) -> tuple[LineDecision, tuple[RuleHit, ...]]:
     rule, line = compiled.rule, facts.line
-    evidence = compiled.evidence(facts)
-    hits = [RuleHit(line.line_number, rule.id, rule.sections, evidence)]
     pharmacy = facts.claim.claim_type == "pharmacy"
     made = compiled.made
     if made is not None:
         key = (line.line_number, pharmacy, facts.version_in_force)
-        decision = made.get(key)
-        if decision is None:
+        shared = made.get(key)
+        if shared is None:
             decision = _line_decision(compiled, program, facts, pharmacy, rule.sections, compiled.coverage)
+            trace: tuple[RuleHit, ...] | None = None
+            if compiled.constant_evidence is not None:
+                trace = (RuleHit(line.line_number, rule.id, rule.sections, compiled.constant_evidence),)
+            shared = (decision, trace)
             if line.line_number <= MAX_LINE_NUMBER:
-                made[key] = decision
-        return decision, (hits[0],)
+                made[key] = shared
+        decision, trace = shared
+        if trace is None:
+            trace = (RuleHit(line.line_number, rule.id, rule.sections, compiled.evidence(facts)),)
+        return decision, trace
+    evidence = compiled.evidence(facts)
+    hits = [RuleHit(line.line_number, rule.id, rule.sections, evidence)]
     sections = rule.sections
     if compiled.cites_more:
         sections = _cited_sections(compiled, program, facts, evidence, hits)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from worker.adjudication.conditions import Check, Evidence, Source, Test, all_hold, compile_condition, evidence_of
 from worker.adjudication.facts import CompanionsPending, LineFacts
-from worker.adjudication.model import Coverage, LineDecision
+from worker.adjudication.model import Coverage, LineDecision, RuleHit
 from worker.adjudication.policy import Policy, Rule
 
 MAX_LINE_NUMBER = 999
@@ -77,9 +77,11 @@ class CompiledRule:
     """The coverage statement, made once, when no line-specific authorization goes in it."""
     cites_more: bool
     """True when the sections cited depend on the line (`also_cite`, companion sections)."""
-    made: dict[tuple[int, bool, bool], LineDecision] | None
+    constant_evidence: Evidence | None
+    """The evidence when it is the same for every line the rule decides (fixed phrases only)."""
+    made: dict[tuple[int, bool, bool], Made] | None
     """The line decisions this rule has made, by line number, pharmacy claim and version in
-    force, when nothing else of the line goes in them (`Program.made_for`); else None."""
+    force, when nothing else of the line goes in them (`_made_for`); else None."""
 
     def holds(self, facts: LineFacts) -> bool:
         """Tell whether every condition holds for a line (a cited rule)."""
@@ -87,6 +89,8 @@ class CompiledRule:
 
     def evidence(self, facts: LineFacts) -> Evidence:
         """The evidence of a rule that holds for a line."""
+        if self.constant_evidence is not None:
+            return self.constant_evidence
         return evidence_of(self.checks, facts)
 
 
@@ -113,6 +117,7 @@ class Program:
                     pharmacy=_codes(rule, policy, pharmacy=True),
                     coverage=_coverage(rule),
                     cites_more=bool(rule.also_cite) or rule.cite_companion_sections,
+                    constant_evidence=_constant_evidence(checks),
                     made=_made_for(rule),
                 )
             )
@@ -202,7 +207,16 @@ def _first_function(rules: tuple[CompiledRule, ...], start: int = 0) -> Callable
     return first
 
 
-def _made_for(rule: Rule) -> dict[tuple[int, bool, bool], LineDecision] | None:
+Made = tuple[LineDecision, tuple[RuleHit, ...] | None]
+"""A shared line decision, and its trace when that is the same for every line too."""
+
+
+def _constant_evidence(checks: tuple[Check, ...]) -> Evidence | None:
+    phrases = [check.constant_evidence for check in checks]
+    return tuple(word for phrase in phrases if phrase is not None for word in phrase) if None not in phrases else None
+
+
+def _made_for(rule: Rule) -> dict[tuple[int, bool, bool], Made] | None:
     """An empty store of shared line decisions, or None when the rule's decisions vary by line.
 
     They vary when the rule cites other rules' or lines' sections, or when its coverage
