@@ -9,6 +9,9 @@ from itertools import pairwise
 from worker.adjudication.policy import Policy
 from worker.adjudication.program import Program
 
+DATES_REMEMBERED = 4096
+"""Dates of service whose version the book remembers (about eleven years of days)."""
+
 
 class PolicyBook:
     """Every shipped version of one policy, chosen by date of service."""
@@ -29,6 +32,7 @@ class PolicyBook:
         self.versions: tuple[Policy, ...] = tuple(ordered)
         self.policy_id: str = ordered[0].policy_id
         self._programs = {policy.version: Program(policy) for policy in ordered}
+        self._by_date: dict[date, tuple[Policy, bool]] = {}
 
     def program(self, policy: Policy) -> Program:
         """Return a version of the book compiled for deciding lines."""
@@ -47,8 +51,14 @@ class PolicyBook:
         When none is in force, the nearest earlier version (or the first) is returned
         with False: its scope rules still say whether the line is ketamine at all.
         """
-        chosen = self.versions[0]
-        for policy in self.versions:
-            if policy.effective_from <= day:
-                chosen = policy
-        return chosen, chosen.in_force(day)
+        known = self._by_date.get(day)
+        if known is None:
+            chosen = self.versions[0]
+            for policy in self.versions:
+                if policy.effective_from <= day:
+                    chosen = policy
+            known = (chosen, chosen.in_force(day))
+            if len(self._by_date) >= DATES_REMEMBERED:
+                self._by_date.clear()  # bounded; claims cluster on recent dates, so it refills fast
+            self._by_date[day] = known
+        return known

@@ -18,6 +18,7 @@ from worker.adjudication.program import MAX_LINE_NUMBER, CompiledRule, Program, 
 OUTPUT_EVENT_NAMESPACE = uuid.UUID("7d3f8f6e-2f1a-5c55-9a0c-4b2e6f1d8a31")
 """Namespace of the deterministic output event ids (UUID version 5)."""
 _NAMESPACE_BYTES = OUTPUT_EVENT_NAMESPACE.bytes
+_VARIANT = {digit: format(int(digit, 16) & 0x3 | 0x8, "x") for digit in "0123456789abcdef"}
 
 
 def output_event_id(source_event_id: str, policy_id: str, versions: tuple[str, ...]) -> str:
@@ -28,11 +29,9 @@ def output_event_id(source_event_id: str, policy_id: str, versions: tuple[str, .
     """
     name = f"{source_event_id}|{policy_id}|{','.join(versions)}"
     # uuid.uuid5, spelled out: building a UUID object only to print it doubled the cost.
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    text = digest.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    text = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).hexdigest()
+    # Version 5 in the 13th hex digit; the RFC 4122 variant in the top two bits of the 17th.
+    return f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:32]}"
 
 
 def _decide_line(

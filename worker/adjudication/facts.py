@@ -36,7 +36,7 @@ class CompanionsPending(Exception):
 class ClaimFacts:
     """Facts of the whole claim, shared by its lines."""
 
-    __slots__ = ("claim", "diagnoses", "duplicates", "medicare_primary", "service_dates")
+    __slots__ = ("_service_dates", "claim", "diagnoses", "duplicates", "medicare_primary")
 
     def __init__(self, claim: Claim, duplicates: Mapping[int, str]) -> None:
         self.claim = claim
@@ -48,8 +48,14 @@ class ClaimFacts:
             (p for p in claim.other_payers if p.payer_type == "medicare" and p.payer_sequence == "primary"), None
         )
         """The other-payer entry showing Medicare primary, if any."""
-        self.service_dates: dict[int, date] = {line.line_number: line.service_date for line in claim.lines}
-        """Line number -> date of service."""
+        self._service_dates: dict[int, date] | None = None
+
+    @property
+    def service_dates(self) -> dict[int, date]:
+        """Line number -> date of service (made on first use: few claims need it)."""
+        if self._service_dates is None:
+            self._service_dates = {line.line_number: line.service_date for line in self.claim.lines}
+        return self._service_dates
 
     def procedures_on(self, line: Line) -> tuple[tuple[int, str], ...]:
         """(line number, procedure code) of the other lines on the same date of service."""
