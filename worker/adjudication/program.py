@@ -7,6 +7,12 @@ and the rules they rule out are dropped. What is left is kept per combination of
 answers, so a commercial claim's lines skip the Medicare, Medicaid and
 line-of-business rules without testing them. The rules keep their order, so the
 first rule that holds for a line is the one the policy file says.
+
+Each such set of rules is written into one Python function that returns the position
+of the first rule holding for a line (`Residual.first`), from the conditions' own
+expressions (`conditions.Source`). A rule whose decision holds nothing of the line
+but its number shares its decision objects between lines (`CompiledRule.made`):
+they are frozen, and building them was a sixth of deciding a line.
 """
 
 from __future__ import annotations
