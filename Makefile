@@ -63,7 +63,7 @@ demo: install
 	$(BIN)/python -m worker.demo
 
 # Every pipeline on the same data in one run; writes docs/benchmarks.{json,md,png}.
-# Sizes: make bench BENCH_ARGS="--claims 50000 --repeats 5".
+# Sizes: make bench BENCH_ARGS="--claims 50000 --repeats 7".
 BENCH_ARGS ?=
 bench: install
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/bench.txt
