@@ -344,11 +344,20 @@ _COMPILERS: dict[type[Any], Callable[[Any, Policy], Compiled]] = {
 }
 
 
-def _joined(sources: tuple[Source, ...], operator: str) -> Source:
+def _names(sources: tuple[Source, ...]) -> dict[str, object]:
     names: dict[str, object] = {}
     for source in sources:
         names.update(source.names)
-    return Source(f" {operator} ".join(f"({source.expression})" for source in sources), names)
+    return names
+
+
+def _joined(sources: tuple[Source, ...], operator: str) -> Source:
+    return Source(f" {operator} ".join(f"({source.expression})" for source in sources), _names(sources))
+
+
+def tuple_of(sources: tuple[Source, ...]) -> Source:
+    """One expression giving the answers of all `sources`, in order, as a tuple."""
+    return Source("(" + "".join(f"({source.expression}), " for source in sources) + ")", _names(sources))
 
 
 def all_hold(sources: tuple[Source, ...]) -> Source:

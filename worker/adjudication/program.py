@@ -20,7 +20,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from worker.adjudication.conditions import Check, Evidence, Source, Test, all_hold, compile_condition, evidence_of
+from worker.adjudication.conditions import (
+    Check,
+    Evidence,
+    Source,
+    Test,
+    all_hold,
+    compile_condition,
+    evidence_of,
+    tuple_of,
+)
 from worker.adjudication.facts import CompanionsPending, LineFacts
 from worker.adjudication.model import Coverage, LineDecision, RuleHit
 from worker.adjudication.policy import Policy, Rule
@@ -130,11 +139,7 @@ class Program:
         self.rules: tuple[CompiledRule, ...] = tuple(rules)
         self.claim_checks: tuple[Check, ...] = tuple(claim_checks)
         """The distinct claim-wide checks of all rules."""
-        answers = Source(
-            f"({''.join(f'({check.source.expression}), ' for check in claim_checks)})",
-            {name: value for check in claim_checks for name, value in check.source.names.items()},
-        )
-        self._claim_answers = answers.function()
+        self._claim_answers = tuple_of(tuple(check.source for check in claim_checks)).function()
         self._by_id = {compiled.rule.id: compiled for compiled in rules}
         # At most 2 ** len(claim_checks) entries, fixed by the policy, not by the claims seen.
         self._residuals: dict[tuple[bool, ...], Residual] = {}
