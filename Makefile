@@ -46,7 +46,7 @@ schemas: install
 
 # Regenerate the generated parts of the docs (the settings reference).
 docs: install
-	$(BIN)/python -m worker.docs
+	$(BIN)/python -m worker.dev.docs
 
 test: lint typecheck imports deploy-check
 	COMPOSE_SCHEMA=$(COMPOSE_SCHEMA) $(BIN)/pytest
@@ -60,7 +60,7 @@ soak: install
 	CLAIMS_SOAK=1 CLAIMS_FIGURES_FILE=docs/reliability-soak.json $(BIN)/pytest tests/integration/test_faults.py
 
 demo: install
-	$(BIN)/python -m worker.demo
+	$(BIN)/python -m worker.dev.demo
 
 # Every pipeline on the same data in one run; writes docs/benchmarks.{json,md,png}.
 # Sizes: make bench BENCH_ARGS="--claims 50000 --repeats 7".

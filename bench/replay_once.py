@@ -9,15 +9,22 @@ import sys
 import time
 from pathlib import Path
 
+from worker.connection import KafkaConnection
 from worker.heap import settle_heap
 from worker.policy_files import load_policy_book
-from worker.replay import Replayer, ReplayPlan
+from worker.replay.run import Replayer, ReplayPlan
 
 
 def main(servers: str, topic: str, output: str) -> None:
     """Replay a whole topic into another; print the figures."""
     plan = ReplayPlan(run_id="bench", bootstrap_servers=servers, source_topic=topic, output_topic=output)
-    replayer = Replayer(plan, load_policy_book(), progress_stream=io.StringIO(), keep_summaries=False)
+    replayer = Replayer(
+        plan,
+        load_policy_book(),
+        connection=KafkaConnection.plaintext(servers),
+        progress_stream=io.StringIO(),
+        keep_summaries=False,
+    )
     settle_heap()  # as `claims-worker replay` does
     started = time.perf_counter()
     result = asyncio.run(replayer.run())

@@ -28,9 +28,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.data import claims
-from worker import topics
-from worker.devbroker import Broker, start_broker
+from worker.dev.broker import Broker, start_broker
 from worker.settings import Settings
+from worker.stream import topics
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -157,24 +157,30 @@ class Run:
             await producer.stop()
 
     # (b) and (c) -----------------------------------------------------------------------------
+    def settings(self, group: str, output: str) -> Settings:
+        """A worker group reading the bench input and writing every output to one topic."""
+        return Settings(
+            bootstrap_servers=self.servers,
+            group_id=group,
+            input_topic=self.input,
+            adjudicated_topic=output,
+            pended_topic=output,
+            dead_letter_topic=output,
+            partitions=PARTITIONS,
+        )
+
     def worker_env(self, group: str, output: str, *, audit: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMS_")}
-        env.update(
-            {
-                "CLAIMS_BOOTSTRAP_SERVERS": self.servers,
-                "CLAIMS_GROUP_ID": group,
-                "CLAIMS_INPUT_TOPIC": self.input,
-                "CLAIMS_ADJUDICATED_TOPIC": output,
-                "CLAIMS_PENDED_TOPIC": output,
-                "CLAIMS_DEAD_LETTER_TOPIC": output,
-                "CLAIMS_PARTITIONS": str(PARTITIONS),
-                "CLAIMS_WEB_HOST": "127.0.0.1",
-                "CLAIMS_SESSION_TIMEOUT_SECONDS": "6",
-                "CLAIMS_HEARTBEAT_INTERVAL_SECONDS": "1",
-                "CLAIMS_REBALANCE_TIMEOUT_SECONDS": "6",
-                "CLAIMS_AUDIT_LOG": str(audit),
+        settings = self.settings(group, output).model_copy(
+            update={
+                "web_host": "127.0.0.1",
+                "session_timeout_seconds": 6.0,
+                "heartbeat_interval_seconds": 1.0,
+                "rebalance_timeout_seconds": 6.0,
+                "audit_log": str(audit),
             }
         )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMS_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+        env.update(settings.environment())
         return env
 
     def run_processes(self, commands: list[tuple[list[str], dict[str, str]]], output: str) -> dict[str, Any]:
@@ -232,16 +238,7 @@ class Run:
     def worker(self, processes: int = 1) -> dict[str, Any]:
         group = f"worker-{uuid.uuid4().hex[:6]}"
         output = f"{self.input}.{group}"
-        settings = Settings(
-            bootstrap_servers=self.servers,
-            group_id=group,
-            input_topic=self.input,
-            adjudicated_topic=output,
-            pended_topic=output,
-            dead_letter_topic=output,
-            partitions=PARTITIONS,
-        )
-        asyncio.run(topics.ensure(settings))
+        asyncio.run(topics.ensure(self.settings(group, output)))
         commands = []
         for n in range(processes):
             env = self.worker_env(group, output, audit=self.workdir / f"audit-{group}-{n}.log")

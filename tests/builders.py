@@ -125,3 +125,29 @@ def to_bytes(event: dict[str, Any]) -> bytes:
 def example_event() -> dict[str, Any]:
     """The shared example event of the contract."""
     return copy.deepcopy(json.loads(EXAMPLE_EVENT.read_text()))
+
+
+def many_claims(count: int, prefix: str) -> list[bytes]:
+    """`count` distinct claim events (ids start with `prefix`), a mix of rules, one or two lines each."""
+    out = []
+    for n in range(count):
+        dx = ["G89.29", "F32.9", "R52", "F11.20"][n % 4]
+        lines = [ketamine_line(1, charge_amount=f"{100 + n}.00")]
+        if n % 3 == 0:
+            lines.append(
+                {
+                    "line_number": 2,
+                    "service_date": "2025-09-01",
+                    "procedure_code": "96365",
+                    "units": "1",
+                    "charge_amount": f"{n}.00",
+                }
+            )
+        event = claim_event(
+            claim_id=f"{prefix}-{n:05d}",
+            diagnoses=[dx],
+            lines=lines,
+            event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{prefix}:{n}")),
+        )
+        out.append(to_bytes(event))
+    return out

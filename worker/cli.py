@@ -9,6 +9,7 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -35,11 +36,18 @@ def _fail(code: int, message: str) -> NoReturn:
     raise SystemExit(code)
 
 
-def _policies(directory: str | None) -> PolicyBook:
+def _policies(directory: str | None, version: str | None = None) -> PolicyBook:
+    """The policy book, and the pinned version checked against it: one clear line when either is wrong."""
     try:
-        return load_policy_book(Path(directory) if directory else None)
+        policies = load_policy_book(Path(directory) if directory else None)
     except PolicyError as error:
         _fail(EXIT_CONFIG, f"invalid policy: {error}")
+    if version is not None:
+        try:
+            policies.version(version)
+        except KeyError as error:
+            _fail(EXIT_CONFIG, str(error.args[0]))
+    return policies
 
 
 def _open_input(name: str) -> BinaryIO:
@@ -61,7 +69,8 @@ def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
 def cmd_adjudicate(args: argparse.Namespace) -> int:
     """Decide every JSON line of the input; write one JSON line per input line."""
     # One output per input line: a repeated event id is decided (identically) again, not skipped.
-    processor = Processor(_policies(args.policy_dir), pinned_version=args.policy_version, skip_redelivered=False)
+    policies = _policies(args.policy_dir, args.policy_version)
+    processor = Processor(policies, pinned_version=args.policy_version, skip_redelivered=False)
     stream = _open_input(args.file)
     out = sys.stdout.buffer
     try:
@@ -86,7 +95,7 @@ def cmd_adjudicate(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """Explain the decision of each claim in a file (one JSON document, or JSON lines)."""
-    policies = _policies(args.policy_dir)
+    policies = _policies(args.policy_dir, args.policy_version)
     processor = Processor(policies, pinned_version=args.policy_version, skip_redelivered=False)
     codes = load_code_table(Path(args.policy_dir) if args.policy_dir else bundled_policy_dir())
     stream = _open_input(args.file)
@@ -126,10 +135,21 @@ def _settings() -> Any:
         _fail(EXIT_CONFIG, str(error))
 
 
+def _connection(settings: Any) -> Any:
+    from worker.connection import ConnectionSettingsError, KafkaConnection
+
+    try:
+        return KafkaConnection.from_settings(settings)
+    except ConnectionSettingsError as error:
+        _fail(EXIT_CONFIG, str(error))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the stream worker until SIGTERM or SIGINT."""
     settings = _settings()
-    from worker import app, audit
+    _connection(settings)  # a CA file that cannot be read is one clear line, before anything starts
+    from worker import audit
+    from worker.stream import app
 
     audit.configure(_audit_stream(settings.audit_log), level=settings.log_level)
     try:
@@ -138,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _fail(EXIT_CONFIG, f"invalid policy: {error}")
     import asyncio
 
-    from worker.topics import check_brokers
+    from worker.stream.topics import check_brokers
 
     def stop_before_start(signum: int, _frame: Any) -> None:
         # Faust is not running yet: nothing to finish or commit, so stop at once.
@@ -160,9 +180,10 @@ def cmd_topics(args: argparse.Namespace) -> int:
     """Create the worker's topics where missing and check the ones that exist."""
     import asyncio
 
-    from worker import topics
+    from worker.stream import topics
 
     settings = _settings()
+    _connection(settings)
     try:
         result = asyncio.run(topics.ensure(settings))
     except Exception as error:  # noqa: BLE001 - one clear line, whatever the admin client raised
@@ -175,7 +196,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 def _parse_time(text: str) -> int:
     from datetime import datetime
 
-    from worker.replay import to_ms
+    from worker.replay.run import to_ms
 
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -191,10 +212,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from worker.comparison import compare, load_recorded, markdown
-    from worker.replay import Replayer, ReplayPlan, new_run_id
+    from worker.replay.comparison import compare, load_recorded, markdown
+    from worker.replay.run import Replayer, ReplayPlan, new_run_id
 
     settings = _settings()
+    connection = _connection(settings)
     if args.resume:
         state_path = Path(args.resume)
         try:
@@ -226,13 +248,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         report_dir = Path(args.report_dir or f"replay-{run_id}")
         report_dir.mkdir(parents=True, exist_ok=True)
         state_path = report_dir / "state.json"
-    policies = _policies(plan.policy_dir)
-    if plan.policy_version is not None:
-        try:
-            policies.version(plan.policy_version)
-        except KeyError as error:
-            _fail(EXIT_CONFIG, str(error.args[0]))
-    replayer = Replayer(plan, policies, state_path=state_path)
+    policies = _policies(plan.policy_dir, plan.policy_version)
+    replayer = Replayer(plan, policies, connection=connection, state_path=state_path)
     settle_heap()
     try:
         result = asyncio.run(replayer.run())
@@ -253,7 +270,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 130
     if args.compare_with:
         try:
-            recorded = load_recorded(args.compare_with, [s.strip() for s in settings.bootstrap_servers.split(",")])
+            recorded = load_recorded(args.compare_with, connection)
         except (OSError, RuntimeError, ValueError) as error:
             _fail(EXIT_INPUT, f"compare: {error}")
         report = {"run_id": plan.run_id, "policy_version": plan.policy_version, **compare(result.summaries, recorded)}
@@ -267,44 +284,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_samples_publish(args: argparse.Namespace) -> int:
     """Publish the bundled sample claims to the input topic (for demos and smoke tests)."""
     import asyncio
-    import json
-    import uuid
 
-    from aiokafka import AIOKafkaProducer
-
-    from worker.demo import sample_claims
+    from worker.samples import publish, sample_claims
 
     settings = _settings()
-
-    async def publish() -> int:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.broker_list, linger_ms=10)
-        await producer.start()
-        try:
-            sent = 0
-            for round_number in range(args.repeat):
-                for raw in sample_claims():
-                    value, key = raw, None
-                    try:
-                        event = json.loads(raw)
-                        if round_number:  # a fresh event id and claim id per round: new claims, not redeliveries
-                            event["event_id"] = str(uuid.uuid4())
-                            event["claim"]["claim_id"] = f"{event['claim']['claim_id']}-{round_number}"
-                            event["claim"]["member"]["member_id"] = (
-                                f"{event['claim']['member']['member_id']}-{round_number}"
-                            )
-                            value = json.dumps(event).encode()
-                        key = event["claim"]["claim_id"].encode()
-                    except (ValueError, KeyError, TypeError):
-                        pass  # the deliberately unreadable samples go as they are
-                    await producer.send(settings.input_topic, value, key=key)
-                    sent += 1
-            await producer.flush()
-            return sent
-        finally:
-            await producer.stop()
-
+    _connection(settings)
     try:
-        sent = asyncio.run(publish())
+        sent = asyncio.run(publish(settings, sample_claims(), rounds=args.repeat))
     except Exception as error:  # noqa: BLE001 - one clear line, whatever the client raised
         _fail(EXIT_INPUT, f"samples: {type(error).__name__}: {error}")
     print(f"published {sent} sample claim events to {settings.input_topic}", file=sys.stderr)
@@ -380,13 +366,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command != "run":
+        # One-shot commands answer with one line of their own: the Kafka client's log records
+        # (a refused connection, retried) would otherwise reach stderr through logging's
+        # last-resort handler. The stream worker's logging is set up by the audit module.
+        logging.getLogger().addHandler(logging.NullHandler())
     try:
         return int(args.handler(args))
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): not an error of ours.
         return 0
-    except KeyError as error:
-        _fail(EXIT_CONFIG, str(error.args[0]) if error.args else "unknown key")
 
 
 if __name__ == "__main__":

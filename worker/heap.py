@@ -10,9 +10,8 @@ YOUNG_THRESHOLD = 10_000
 
 Deciding one claim allocates a few hundred container objects (models, dicts, lists) that
 die with the batch; at 700 the collector ran several times per claim and, through the
-middle generation, started full collections every few thousand claims. At 10,000 the
-stream worker spent about half as long collecting (measured with `gc.callbacks`, 20,000
-claims), and each young collection still takes a few milliseconds at most.
+middle generation, started full collections every few thousand claims. At 10,000 each
+young collection still takes a few milliseconds at most (docs/benchmarks-notes.md).
 """
 
 M_MMAP_THRESHOLD = -3
@@ -25,8 +24,8 @@ It is glibc's starting value. Left alone, glibc raises it each time a mapped blo
 freed, up to 32 MiB, and from then on serves large blocks from the heap, where a freed
 block in the middle cannot be given back. The claim history's tables are such blocks
 (several MiB each, replaced when they grow or are compacted): with the threshold moving,
-the heap grew by about 25 MiB of free space between 100,000 and 200,000 claims while
-the memory in use stayed the same. Setting it turns the moving threshold off.
+the heap keeps growing with free space it cannot return while the memory in use stays the
+same. Setting it turns the moving threshold off.
 """
 
 
@@ -44,8 +43,8 @@ def freeze_long_lived() -> None:
     """Move everything allocated so far out of the garbage collector's generations.
 
     The code set and the policy book live as long as the process, and without this every
-    full collection walks the whole ICD-10-CM tree: a pause of about 200 ms in the stream,
-    which was the worker's latency tail. Also sets the young-generation threshold
+    full collection walks the whole ICD-10-CM tree, a pause long enough to be the stream's
+    latency tail. Also sets the young-generation threshold
     (`YOUNG_THRESHOLD`).
     """
     gc.collect()

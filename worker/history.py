@@ -6,22 +6,22 @@ JSON-friendly so the changelog can carry them. A record holds the claim's last
 decision, its status (active, voided, replaced), the fingerprints of its lines and
 the input events whose outputs were delivered. Its pairs are tuples of strings and
 numbers, not lists: the garbage collector stops tracking such tuples (and then the
-record) after one pass, so a full collection no longer walks every record remembered
-(it was a fifth of the worker's time, and its longest pause). Records recovered from
+record) after one pass, so a full collection no longer walks every record remembered.
+Records recovered from
 the changelog come back as lists; both read the same.
 
 The two look-ups the worker makes per claim, "was this input already emitted?" and
 "which claim holds this line?", are indexes derived in memory from the records and
 rebuilt after a table recovery (`rebuild`). Deriving them instead of keeping them as
 tables of their own means one changelog write per claim instead of one per line
-plus one per input: the table writes were the largest cost of the stream worker.
+plus one per input.
 
 Once the window is full, every claim remembered evicts one. CPython never shrinks a
 dict's table on deletion, and the resize that follows sizes it at three times the live
-entries instead of about one and a half: the history's four dicts went from 23 MiB to
-44 MiB some 75,000 claims after the window filled. The history checks its tables every
+entries instead of about one and a half. The history checks its tables every
 `COMPACT_EVERY` evictions and copies any that grew since its last copy (`_compact`): a
-copy is sized for the live entries only.
+copy is sized for the live entries only. (What each of these measured:
+docs/benchmarks-notes.md.)
 """
 
 from __future__ import annotations

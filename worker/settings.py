@@ -8,7 +8,6 @@ list also answers to the conventional `KAFKA_BOOTSTRAP_SERVERS`. An unknown
 from __future__ import annotations
 
 import os
-import ssl
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,9 +58,6 @@ class Settings(BaseSettings):
         default=100_000, ge=1000, description="Claims remembered for redelivery and duplicate checks (bounds memory)."
     )
     policy_dir: Path | None = Field(default=None, description="Policy directory; the bundled policies by default.")
-    non_covered_group: Literal["CO", "PR"] | None = Field(
-        default=None, description="Override of the policy's adjustment group for non-covered lines."
-    )
 
     web_host: str = Field(default="0.0.0.0", description="Address of the health and metrics server.")  # noqa: S104
     web_port: int = Field(
@@ -99,29 +95,21 @@ class Settings(BaseSettings):
             raise ValueError("SASL needs sasl_mechanism, sasl_username and sasl_password")
         return self
 
-    @property
-    def broker_url(self) -> str:
-        """The broker list as Faust wants it: kafka://host:port;host:port."""
-        return "kafka://" + ";".join(server.strip() for server in self.bootstrap_servers.split(",") if server.strip())
+    def environment(self) -> dict[str, str]:
+        """These settings as `CLAIMS_*` variables, for a worker started as another process.
 
-    @property
-    def broker_list(self) -> list[str]:
-        """The broker list as aiokafka wants it."""
-        return [server.strip() for server in self.bootstrap_servers.split(",") if server.strip()]
-
-    def client_security(self) -> dict[str, Any]:
-        """Connection security as aiokafka's clients take it (the same brokers Faust reaches)."""
-        if self.security_protocol == "PLAINTEXT":
-            return {}
-        context = ssl.create_default_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
-        options: dict[str, Any] = {"security_protocol": self.security_protocol}
-        if self.security_protocol in ("SSL", "SASL_SSL"):
-            options["ssl_context"] = context
-        if self.security_protocol.startswith("SASL_"):
-            options["sasl_mechanism"] = self.sasl_mechanism
-            options["sasl_plain_username"] = self.sasl_username
-            options["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
-        return options
+        Only values that differ from the defaults are given, so the child reads the rest as
+        it would anyway; the SASL password is written out in clear, for the child alone.
+        """
+        env: dict[str, str] = {}
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if value == info.default:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"{ENV_PREFIX}{name.upper()}"] = "" if value is None else str(value)
+        return env
 
 
 def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:

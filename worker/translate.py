@@ -90,8 +90,8 @@ def trusted(model: type[_M], **values: Any) -> _M:
     """Build an output model from values the core produced, naming every field.
 
     What `model.model_construct(**values)` does when every field is given, without its
-    per-field alias and default handling, which cost more than deciding the claim
-    (about 3.5 µs a model, a dozen models a claim). No validation either way; the
+    per-field alias and default handling, which cost more than deciding the claim (a
+    dozen models a claim). No validation either way; the
     contract tests check these models against `model_construct`, `model_validate`
     and the published JSON Schemas.
     """

@@ -9,10 +9,11 @@ import json
 import pytest
 
 from tests.builders import example_event, to_bytes
-from tests.unit.test_stream import FakePublisher
+from tests.fakes import FakePublisher
 from worker import audit
-from worker.app import Runtime, build_app
 from worker.settings import Settings
+from worker.stream.app import build_app
+from worker.stream.health import Runtime
 
 
 @pytest.fixture

@@ -143,7 +143,7 @@ class TestImage:
 
 
 def test_the_settings_reference_in_the_docs_is_current() -> None:
-    from worker.docs import render
+    from worker.dev.docs import render
 
     text = (ROOT / "docs" / "operations.md").read_text()
     assert render(text) == text, "docs/operations.md is stale: run `make docs`"

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from worker import topics
-from worker.devbroker import Broker, start_broker
+from worker.connection import KafkaConnection
+from worker.dev.broker import Broker, free_port, start_broker
 from worker.settings import Settings
+from worker.stream import topics
 
 CLI = str(Path(sys.executable).with_name("claims-worker"))
 PARTITIONS = 3
@@ -52,12 +51,6 @@ def broker() -> Iterator[Broker]:
     print(f"\n[integration] broker: {started.kind} at {started.bootstrap_servers}", file=sys.stderr)
     yield started
     started.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -88,26 +81,19 @@ class Deployment:
         return [s.adjudicated_topic, s.pended_topic, s.dead_letter_topic]
 
     def env(self, web_port: int) -> dict[str, str]:
-        s = self.settings
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMS_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
-        env.update(
-            {
-                "CLAIMS_BOOTSTRAP_SERVERS": s.bootstrap_servers,
-                "CLAIMS_GROUP_ID": s.group_id,
-                "CLAIMS_INPUT_TOPIC": s.input_topic,
-                "CLAIMS_ADJUDICATED_TOPIC": s.adjudicated_topic,
-                "CLAIMS_PENDED_TOPIC": s.pended_topic,
-                "CLAIMS_DEAD_LETTER_TOPIC": s.dead_letter_topic,
-                "CLAIMS_PARTITIONS": str(PARTITIONS),
-                "CLAIMS_WEB_PORT": str(web_port),
-                "CLAIMS_WEB_HOST": "127.0.0.1",
+        worker = self.settings.model_copy(
+            update={
+                "web_port": web_port,
+                "web_host": "127.0.0.1",
                 # Tuned for a fast first join on one machine (KAFKA.md), instead of sleeping.
-                "CLAIMS_SESSION_TIMEOUT_SECONDS": "6",
-                "CLAIMS_HEARTBEAT_INTERVAL_SECONDS": "1",
-                "CLAIMS_REBALANCE_TIMEOUT_SECONDS": "6",
-                "CLAIMS_BATCH_WITHIN_SECONDS": "0.02",
+                "session_timeout_seconds": 6.0,
+                "heartbeat_interval_seconds": 1.0,
+                "rebalance_timeout_seconds": 6.0,
+                "batch_within_seconds": 0.02,
             }
         )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMS_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+        env.update(worker.environment())
         env.update(self.extra_env)
         return env
 
@@ -142,7 +128,7 @@ class Deployment:
 
 
 async def produce(servers: str, topic: str, values: list[bytes], keys: list[bytes | None] | None = None) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=servers, max_request_size=4 * 1024 * 1024, linger_ms=5)
+    producer = KafkaConnection.plaintext(servers).producer(max_request_size=4 * 1024 * 1024, linger_ms=5)
     await producer.start()
     try:
         futures = [await producer.send(topic, value, key=(keys[i] if keys else None)) for i, value in enumerate(values)]
@@ -155,9 +141,8 @@ async def consume(
     servers: str, topics_: list[str], expected: int, timeout: float, settle: float = 0.0
 ) -> list[tuple[str, bytes | None, bytes]]:
     """Read the output topics from the start until `expected` messages (then `settle` more seconds)."""
-    consumer = AIOKafkaConsumer(
+    consumer = KafkaConnection.plaintext(servers).consumer(
         *topics_,
-        bootstrap_servers=servers,
         auto_offset_reset="earliest",
         group_id=None,
         enable_auto_commit=False,

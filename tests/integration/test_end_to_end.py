@@ -10,7 +10,7 @@ from importlib import resources
 
 import pytest
 
-from tests.builders import claim_event, example_event, ketamine_line, to_bytes
+from tests.builders import claim_event, example_event, many_claims, to_bytes
 from tests.integration.conftest import (
     Deployment,
     assert_exactly_once,
@@ -29,31 +29,6 @@ PHI = ("Pat", "Example", "1980-04-02", "hydrochloride", "Main Street")
 def samples() -> list[bytes]:
     text = resources.files("worker").joinpath("samples/claims.jsonl").read_bytes()
     return [line for line in text.splitlines() if line.strip()]
-
-
-def many_claims(count: int, prefix: str) -> list[bytes]:
-    out = []
-    for n in range(count):
-        dx = ["G89.29", "F32.9", "R52", "F11.20"][n % 4]
-        lines = [ketamine_line(1, charge_amount=f"{100 + n}.00")]
-        if n % 3 == 0:
-            lines.append(
-                {
-                    "line_number": 2,
-                    "service_date": "2025-09-01",
-                    "procedure_code": "96365",
-                    "units": "1",
-                    "charge_amount": f"{n}.00",
-                }
-            )
-        event = claim_event(
-            claim_id=f"{prefix}-{n:05d}",
-            diagnoses=[dx],
-            lines=lines,
-            event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{prefix}:{n}")),
-        )
-        out.append(to_bytes(event))
-    return out
 
 
 def test_every_claim_yields_exactly_one_output_on_the_right_topic(deployment: Deployment) -> None:

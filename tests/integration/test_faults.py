@@ -18,6 +18,7 @@ from collections import Counter
 
 import pytest
 
+from tests.builders import many_claims
 from tests.corpus import PHI, corpus
 from tests.integration.conftest import (
     FIGURES,
@@ -32,7 +33,6 @@ from tests.integration.conftest import (
     wait_for,
     wait_until_decided,
 )
-from tests.integration.test_end_to_end import many_claims
 
 pytestmark = pytest.mark.integration
 

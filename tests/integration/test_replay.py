@@ -9,10 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
+from tests.builders import many_claims
 from tests.integration.conftest import CLI, Deployment, consume, decode
-from tests.integration.test_end_to_end import many_claims
+from worker.connection import KafkaConnection
 from worker.policy_files import bundled_policy_dir
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,7 @@ T1 = 1_756_771_200_000  # 2025-09-02T00:00:00Z
 
 
 async def produce_with_times(servers: str, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=servers, linger_ms=5)
+    producer = KafkaConnection.plaintext(servers).producer(linger_ms=5)
     await producer.start()
     try:
         half = len(values) // 2

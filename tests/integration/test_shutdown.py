@@ -10,8 +10,8 @@ from collections import Counter
 
 import pytest
 
+from tests.builders import many_claims
 from tests.integration.conftest import Deployment, consume, decode, wait_until_decided
-from tests.integration.test_end_to_end import many_claims
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,8 @@ def test_shutdown_is_bounded_when_the_broker_never_answers(deployment: Deploymen
     import socket
     import subprocess
 
-    from tests.integration.conftest import CLI, free_port
+    from tests.integration.conftest import CLI
+    from worker.dev.broker import free_port
 
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))

@@ -8,25 +8,27 @@ import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from tests.integration.conftest import CLI, PARTITIONS
-from worker.devbroker import Broker
+from worker.connection import KafkaConnection
+from worker.dev.broker import Broker
+from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 
 def apply(broker: Broker, group: str, input_topic: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": str(Path(CLI).parent),
-        "CLAIMS_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-        "CLAIMS_GROUP_ID": group,
-        "CLAIMS_INPUT_TOPIC": input_topic,
-        "CLAIMS_ADJUDICATED_TOPIC": f"{group}.adjudicated",
-        "CLAIMS_PENDED_TOPIC": f"{group}.pended",
-        "CLAIMS_DEAD_LETTER_TOPIC": f"{group}.dead-letter",
-        "CLAIMS_PARTITIONS": str(PARTITIONS),
-    }
+    settings = Settings(
+        bootstrap_servers=broker.bootstrap_servers,
+        group_id=group,
+        input_topic=input_topic,
+        adjudicated_topic=f"{group}.adjudicated",
+        pended_topic=f"{group}.pended",
+        dead_letter_topic=f"{group}.dead-letter",
+        partitions=PARTITIONS,
+    )
+    env = {"PATH": str(Path(CLI).parent), **settings.environment()}
     return subprocess.run([CLI, "topics", "apply"], env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -45,7 +47,7 @@ def test_apply_refuses_a_topic_with_the_wrong_partition_count(broker: Broker) ->
     group = f"g{uuid.uuid4().hex[:8]}"
 
     async def make_wrong() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+        admin = KafkaConnection.plaintext(broker.bootstrap_servers).admin()
         await admin.start()
         try:
             await admin.create_topics([NewTopic(f"{group}.submitted", 1, 1)])

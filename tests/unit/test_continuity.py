@@ -10,8 +10,8 @@ from typing import Any
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from worker.continuity import Gap, OffsetTracker
-from worker.offset_guard import guard_consumer
+from worker.stream.faust_quirks import guard_consumer
+from worker.stream.offsets import Gap, OffsetTracker
 
 
 def test_contiguous_offsets_have_no_gap() -> None:

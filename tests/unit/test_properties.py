@@ -165,9 +165,7 @@ def test_a_line_decision_shared_from_earlier_claims_equals_one_made_for_this_lin
     # POLICIES keeps the line decisions it made for every claim of every test so far; COLD starts
     # each example with none, so every one of its decisions is built for this claim's lines.
     for policy in COLD.versions:
-        for rule in COLD.program(policy).rules:
-            if rule.made is not None:
-                rule.made.clear()
+        COLD.program(policy)._shared.clear()
     decided = process(event)
     assert adjudicate(decided.claim, COLD) == decided.decision
 

@@ -12,8 +12,10 @@ from aiokafka import TopicPartition
 
 from tests.builders import claim_event, to_bytes
 from worker.adjudication import PolicyBook
-from worker.comparison import compare, markdown
-from worker.replay import FileSink, Replayer, ReplayPlan, offsets_for_time, summarize
+from worker.replay.comparison import compare, markdown, summarize
+from worker.replay.run import Replayer, ReplayPlan
+from worker.replay.seeking import offsets_for_time
+from worker.replay.sinks import FileSink
 
 TP0, TP1 = TopicPartition("t", 0), TopicPartition("t", 1)
 BOUNDS = {TP0: (0, 100), TP1: (10, 50)}
@@ -140,7 +142,7 @@ class TestComparison:
 async def test_a_stopped_file_replay_resumes_where_it_stopped(
     policies: PolicyBook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("worker.replay.BATCH_RECORDS", 10)
+    monkeypatch.setattr("worker.replay.run.BATCH_RECORDS", 10)
     source = tmp_path / "export.jsonl"
     source.write_bytes(b"".join(to_bytes(claim_event(claim_id=f"R{n}")) + b"\n" for n in range(35)))
     out, state = tmp_path / "out.jsonl", tmp_path / "state.json"

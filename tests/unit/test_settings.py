@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from pydantic import ValidationError
 
+from worker.connection import KafkaConnection
 from worker.settings import Settings, load_settings, unknown_variables
 
 
@@ -21,8 +24,28 @@ def test_defaults_name_the_contract_topics() -> None:
 def test_kafka_bootstrap_servers_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "a:9092, b:9093")
     settings = load_settings()
-    assert settings.broker_list == ["a:9092", "b:9093"]
-    assert settings.broker_url == "kafka://a:9092;b:9093"
+    assert KafkaConnection.from_settings(settings).servers == ("a:9092", "b:9093")
+
+
+def test_settings_given_to_a_child_process_come_back_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(
+        bootstrap_servers="a:9092",
+        group_id="g",
+        partitions=3,
+        security_protocol="SASL_SSL",
+        sasl_mechanism="PLAIN",
+        sasl_username="svc",
+        sasl_password="s3cret",  # type: ignore[arg-type]
+        web_port=0,
+    )
+    env = settings.environment()
+    assert "CLAIMS_INPUT_TOPIC" not in env  # defaults are left to the child
+    for name in list(os.environ):
+        if name.startswith("CLAIMS_") or name == "KAFKA_BOOTSTRAP_SERVERS":
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings() == settings
 
 
 def test_an_unknown_claims_variable_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,35 +11,19 @@ from typing import Any
 import pytest
 
 from tests.builders import claim_event, example_event, to_bytes
+from tests.fakes import FakePublisher
 from worker import audit
 from worker.adjudication import PolicyBook
-from worker.metrics import Metrics
 from worker.processor import Processor
-from worker.stream import Incoming, StreamHandler, Topics
+from worker.stream.batch import Incoming, StreamHandler, Topics
+from worker.stream.metrics import Metrics
 
 TOPICS = Topics("out.adjudicated", "out.pended", "out.dead-letter")
 
 
-class FakePublisher:
-    """Acknowledges sends, or fails the first `failures` rounds of them."""
-
-    def __init__(self, failures: int = 0) -> None:
-        self.failures = failures
-        self.sent: list[tuple[str, bytes | None, bytes]] = []
-        self.attempts = 0
-
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
-        self.attempts += 1
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self.failures > 0:
-            future.set_exception(ConnectionError("broker unreachable"))
-        else:
-            self.sent.append((topic, key, value))
-            future.set_result(None)
-        return future
-
-    def round_done(self) -> None:
-        self.failures = max(self.failures - 1, 0)
+async def handle_batch(step: StreamHandler, batch: list[Incoming]) -> None:
+    """Decide and deliver one batch, as the agent does."""
+    await step.deliver(step.prepare(batch))
 
 
 def incoming(value: bytes, offset: int, key: bytes | None = b"k") -> Incoming:
@@ -64,7 +48,7 @@ async def test_each_input_yields_one_output_on_its_topic(policies: PolicyBook, l
         incoming(to_bytes(claim_event(claim_id="P", diagnoses=["R52"])), 1),
         incoming(b"not json", 2),
     ]
-    await handler(policies, publisher).handle_batch(batch)
+    await handle_batch(handler(policies, publisher), batch)
     assert [topic for topic, _, _ in publisher.sent] == ["out.adjudicated", "out.pended", "out.dead-letter"]
     dead = json.loads(publisher.sent[2][2])
     assert (dead["source"]["topic"], dead["source"]["offset"], dead["kind"]) == ("in", 2, "not_json")
@@ -72,7 +56,7 @@ async def test_each_input_yields_one_output_on_its_topic(policies: PolicyBook, l
 
 async def test_outputs_are_keyed_by_claim_id_when_the_input_has_no_key(policies: PolicyBook, log: io.StringIO) -> None:
     publisher = FakePublisher()
-    await handler(policies, publisher).handle_batch([incoming(to_bytes(example_event()), 0, key=None)])
+    await handle_batch(handler(policies, publisher), [incoming(to_bytes(example_event()), 0, key=None)])
     assert publisher.sent[0][1] == b"CLM-2025-000123"
 
 
@@ -86,7 +70,7 @@ async def test_a_failed_send_is_retried_until_acknowledged(policies: PolicyBook,
 
     publisher = FailingTwice(failures=2)
     step = handler(policies, publisher)
-    await step.handle_batch([incoming(to_bytes(example_event()), 0)])
+    await handle_batch(step, [incoming(to_bytes(example_event()), 0)])
     assert publisher.attempts == 3
     assert len(publisher.sent) == 1
     assert step.send_failures == 0
@@ -96,7 +80,7 @@ async def test_a_failed_send_is_retried_until_acknowledged(policies: PolicyBook,
 async def test_nothing_is_marked_emitted_while_delivery_fails(policies: PolicyBook, log: io.StringIO) -> None:
     publisher = FakePublisher(failures=1_000_000)
     step = handler(policies, publisher)
-    task = asyncio.create_task(step.handle_batch([incoming(to_bytes(example_event()), 0)]))
+    task = asyncio.create_task(handle_batch(step, [incoming(to_bytes(example_event()), 0)]))
     await asyncio.sleep(0.05)
     assert not task.done()
     assert step.send_failures > 0
@@ -112,8 +96,8 @@ async def test_a_redelivery_in_the_same_or_a_later_batch_is_not_published(
     publisher = FakePublisher()
     step = handler(policies, publisher)
     raw = to_bytes(example_event())
-    await step.handle_batch([incoming(raw, 0), incoming(raw, 1)])
-    await step.handle_batch([incoming(raw, 2)])
+    await handle_batch(step, [incoming(raw, 0), incoming(raw, 1)])
+    await handle_batch(step, [incoming(raw, 2)])
     assert len(publisher.sent) == 1
     # The stream decides the next batch while the previous one waits for its acknowledgements.
     other = to_bytes(claim_event(claim_id="OTHER"))
@@ -126,7 +110,7 @@ async def test_a_redelivery_in_the_same_or_a_later_batch_is_not_published(
 async def test_the_audit_line_is_canonical_and_holds_no_phi(policies: PolicyBook, log: io.StringIO) -> None:
     event = example_event()
     event["claim"]["member"]["address"] = {"line1": "1 Main Street", "city": "Madison"}
-    await handler(policies, FakePublisher()).handle_batch([incoming(to_bytes(event), 7)])
+    await handle_batch(handler(policies, FakePublisher()), [incoming(to_bytes(event), 7)])
     (line,) = [json.loads(text) for text in log.getvalue().splitlines()]
     assert line["event"] == "claim.decided"
     assert (line["claim_id"], line["member_id"], line["source_offset"]) == ("CLM-2025-000123", "M0001234", 7)
@@ -150,7 +134,7 @@ def test_a_memory_table_offers_its_dict_for_compaction() -> None:
     """The history compacts the records through `backing`: it must be the store's own dict."""
     import faust
 
-    from worker.stream import TableView
+    from worker.stream.faust_quirks import TableView
 
     app = faust.App("compaction-test", broker="kafka://localhost:1", store="memory://")
     table = app.Table("records", default=None)

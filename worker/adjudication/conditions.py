@@ -1,401 +1,539 @@
-"""The closed set of conditions, each compiled once per policy version into a check.
+"""The closed set of conditions a rule may state: for each kind, its data and the test it makes.
 
-A check is a test (does the fact hold for this line?) and, for the rule trace,
-the evidence: the codes or identifiers that made it hold. The test runs for every
-rule a line reaches; the evidence is built only for the rules that decide or are
-cited, so a failing test formats no string. Sets named by the policy are looked
-up once, here, not per line.
+A rule in a policy file says `{kind: procedure_in, set: administration}`; the class of
+that kind below (`ProcedureIn`) holds the fields the file gives, says whether the answer
+is the same for every line of a claim (`claim_wide`), and builds its `Check` for a policy
+version: a test of one line's facts and, for the rule trace, the evidence (the codes or
+identifiers that made it hold). Sets the condition names are looked up once, when the
+check is built; the evidence is formatted only for the rules that decide or are cited.
 
-A test is written as a Python expression over the line's facts `f` (`Source`), and
-compiled from it. The program joins the expressions of a rule's conditions into one
-function, so a line pays one call per rule instead of one per condition and one per
-`and`; the expression is the only statement of what a condition tests.
+Adding a kind means one class here and its name in `Condition`.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
-from worker.adjudication.facts import LineFacts
-from worker.adjudication.icd10cm import DiagnosisCode
-from worker.adjudication.policy import (
-    AllOf,
-    AnyOf,
-    ClaimHasProcedure,
-    ClaimTypeIn,
-    CompanionDecided,
-    Condition,
-    DiagnosisInFamily,
-    DiagnosisInvalid,
-    DuplicateOfOtherClaim,
-    FrequencyIn,
-    LineOfBusinessIn,
-    MedicarePrimary,
-    NdcMalformed,
-    NdcPresent,
-    NdcProductIn,
-    PlaceOfServiceIn,
-    Policy,
-    PrimaryAdjudicated,
-    PriorAuthCoversLine,
-    ProcedureIn,
-    ProcedureSet,
-    ProviderParticipating,
-    RouteIn,
-    ServiceDateAfterReceived,
-    VersionInForce,
-    walk,
-)
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from worker.adjudication.facts import LineFacts
+    from worker.adjudication.icd10cm import DiagnosisCode
+    from worker.adjudication.policy import Policy, ProcedureSet
 
 Evidence = tuple[str, ...]
-Test = Callable[[LineFacts], bool]
+Test = Callable[["LineFacts"], bool]
+EvidenceOf = Callable[["LineFacts"], Evidence]
 _NONE: Evidence = ()
-
-CLAIM_SCOPE: frozenset[type[Any]] = frozenset(
-    {
-        FrequencyIn,
-        LineOfBusinessIn,
-        ClaimTypeIn,
-        ProviderParticipating,
-        MedicarePrimary,
-        PrimaryAdjudicated,
-        VersionInForce,
-    }
-)
-"""Kinds whose fact is the same for every line of a claim under one version (and whether it is
-in force): the program answers them once per claim and keeps only the rules they allow."""
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """A test as a Python expression over the line's facts `f`, with the values it names."""
-
-    expression: str
-    names: dict[str, object]
-
-    def function(self) -> Callable[[LineFacts], Any]:
-        """The expression compiled into a function of the facts (a test, for a condition)."""
-        function: Callable[[LineFacts], Any] = eval(f"lambda f: {self.expression}", dict(self.names))  # noqa: S307 - our own text
-        return function
-
-
-_counter = itertools.count()
-
-
-def _bound(value: object, prefix: str = "_k") -> tuple[str, dict[str, object]]:
-    """A fresh name for a value an expression reads (a set of codes, a test function)."""
-    name = f"{prefix}{next(_counter)}"
-    return name, {name: value}
-
-
-def _member(expression: str, values: object) -> Source:
-    name, names = _bound(values)
-    return Source(f"{expression} in {name}", names)
-
-
-def _call(test: Test) -> Source:
-    """A test that is more than an expression, called by name."""
-    name, names = _bound(test, "_t")
-    return Source(f"{name}(f)", names)
 
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """One condition compiled against one policy version."""
+    """One condition built against one policy version."""
 
-    condition: Condition
-    source: Source
-    """Whether the condition holds for a line, its expected `value` applied, as an expression."""
+    condition: ConditionBase
     test: Test
-    """The same, compiled."""
-    claim_scope: bool
-    """True when the answer is the same for every line of the claim (see `CLAIM_SCOPE`)."""
-    _evidence: Callable[[LineFacts], Evidence]
-    constant_evidence: Evidence | None = None
+    """Whether the condition holds for a line, its expected `value` applied."""
+    evidence: EvidenceOf
+    """The evidence of a check whose test holds for the line."""
+    claim_wide: bool
+    """True when the answer is the same for every line of the claim under one version."""
+    fixed_evidence: Evidence | None = None
     """The evidence when it is the same for every line the check holds for (a fixed phrase)."""
 
-    def evidence(self, facts: LineFacts) -> Evidence:
-        """The evidence of a check whose test holds for these facts."""
-        return self._evidence(facts)
+
+def _fixed(phrase: Evidence) -> EvidenceOf:
+    return lambda facts: phrase
 
 
-Compiled = tuple[Source, Callable[[LineFacts], Evidence] | Evidence]
-"""A condition's raw test (its `value` not yet applied) and the evidence when the fact holds:
-a function of the line, or the evidence itself when it is a fixed phrase."""
+class ConditionBase(BaseModel):
+    """What every condition has: its kind, and the truth it expects of its fact."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-def _frequency_in(c: FrequencyIn, policy: Policy) -> Compiled:
-    values = frozenset(c.values)
-    return _member("f.claim.frequency_code", values), (lambda f: (f"frequency {f.claim.frequency_code}",))
+    value: bool = True
+    """The truth the condition expects of its fact; false inverts it."""
 
+    kind: str
+    claim_wide: ClassVar[bool] = False
+    """The fact is the same for every line of a claim under one version (and whether it is in
+    force): the program answers it once per claim and keeps only the rules it allows."""
 
-def _duplicate_of_other_claim(c: DuplicateOfOtherClaim, policy: Policy) -> Compiled:
-    return Source("f.duplicate_of is not None", {}), (lambda f: (f"duplicate of {f.duplicate_of}",))
+    def is_claim_wide(self) -> bool:
+        """Tell whether the answer is the same for every line of a claim (see `claim_wide`)."""
+        return self.claim_wide
 
-
-def _service_after_received(c: ServiceDateAfterReceived, policy: Policy) -> Compiled:
-    return Source("f.line.service_date > f.claim.received_date", {}), (
-        lambda f: (f"service {f.line.service_date.isoformat()} > received {f.claim.received_date.isoformat()}",)
-    )
-
-
-def _diagnosis_invalid(c: DiagnosisInvalid, policy: Policy) -> Compiled:
-    def test(f: LineFacts) -> bool:
-        for dx in f.diagnoses:  # noqa: SIM110 - a loop, as in `_diagnosis_in_family`
-            if not dx.billable:
-                return True
+    def reads_companions(self) -> bool:
+        """Tell whether the test reads the decisions of the claim's other lines."""
         return False
 
-    return _call(test), (lambda f: tuple(dx.code for dx in f.diagnoses if not dx.billable))
+    def references(self) -> Iterator[tuple[str, str]]:
+        """The named sets of the policy the condition reads, as (policy field, name)."""
+        return iter(())
+
+    def check(self, policy: Policy) -> Check:
+        """Build the condition's check for a policy version; an inverted one's evidence is "not <kind>"."""
+        test, evidence = self._build(policy)
+        wide = self.is_claim_wide()
+        if not self.value:
+            absent: Evidence = (f"not {self.kind}",)
+            return Check(self, lambda facts: not test(facts), _fixed(absent), wide, absent)
+        if isinstance(evidence, tuple):
+            return Check(self, test, _fixed(evidence), wide, evidence)
+        return Check(self, test, evidence, wide)
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        """The raw test (the `value` not applied) and the evidence: a function, or a fixed phrase."""
+        raise NotImplementedError(self.kind)
 
 
-def _procedure_in(c: ProcedureIn, policy: Policy) -> Compiled:
-    wanted = policy.procedure_sets[c.set]
-    evidence: Callable[[LineFacts], Evidence] = lambda f: (f.line.procedure_code or "",)  # noqa: E731
-    if wanted.ranges:
-        name, names = _bound(_procedure_membership(wanted))
-        return Source(f"{name}(f.line.procedure_code)", names), evidence
-    codes = wanted.codes  # a plain frozenset answers faster than the set's own membership test
-    return _member("f.line.procedure_code", codes), evidence
+# --- claim-wide facts ----------------------------------------------------------------------------
 
 
-def _procedure_membership(wanted: ProcedureSet) -> Callable[[str | None], bool]:
-    """Membership in a procedure set; with ranges, remembered for the codes most seen (bounded)."""
-    if not wanted.ranges:
-        return wanted.codes.__contains__
-    return lru_cache(maxsize=4096)(wanted.__contains__)
+class FrequencyIn(ConditionBase):
+    """The claim's frequency code is one of `values`."""
+
+    kind: Literal["frequency_in"]
+    values: tuple[str, ...]
+    claim_wide: ClassVar[bool] = True
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        values = frozenset(self.values)
+        return (lambda f: f.claim.frequency_code in values), (lambda f: (f"frequency {f.claim.frequency_code}",))
 
 
-def _ndc_present(c: NdcPresent, policy: Policy) -> Compiled:
-    return Source("f.line.ndc is not None", {}), _NONE
+class LineOfBusinessIn(ConditionBase):
+    """The member's line of business is one of `values`."""
+
+    kind: Literal["line_of_business_in"]
+    values: tuple[str, ...]
+    claim_wide: ClassVar[bool] = True
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        values = frozenset(self.values)
+        return (lambda f: f.claim.line_of_business in values), (lambda f: (f.claim.line_of_business,))
 
 
-def _ndc_malformed(c: NdcMalformed, policy: Policy) -> Compiled:
-    return Source("f.ndc_malformed", {}), ("NDC unreadable",)
+class ClaimTypeIn(ConditionBase):
+    """The claim type is one of `values`."""
+
+    kind: Literal["claim_type_in"]
+    values: tuple[str, ...]
+    claim_wide: ClassVar[bool] = True
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        values = frozenset(self.values)
+        return (lambda f: f.claim.claim_type in values), (lambda f: (f.claim.claim_type,))
 
 
-def _ndc_product_in(c: NdcProductIn, policy: Policy) -> Compiled:
-    products = policy.products(c.set)
-    return _member("f.ndc_product", products), (lambda f: (f"NDC {f.ndc11}",) if f.ndc11 else _NONE)
+class ProviderParticipating(ConditionBase):
+    """The provider is in the plan's network."""
+
+    kind: Literal["provider_participating"]
+    claim_wide: ClassVar[bool] = True
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        return (lambda f: f.claim.provider_participating), ("participating provider",)
 
 
-def _route_in(c: RouteIn, policy: Policy) -> Compiled:
-    values = frozenset(c.values)
-    return _member("f.line.route", values), (lambda f: (f"route {f.line.route}",))
+class MedicarePrimary(ConditionBase):
+    """Another payer entry shows Medicare primary (so the plan is secondary)."""
+
+    kind: Literal["medicare_primary"]
+    claim_wide: ClassVar[bool] = True
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        return (lambda f: f.claim_facts.medicare_primary is not None), ("Medicare primary",)
 
 
-def _line_of_business_in(c: LineOfBusinessIn, policy: Policy) -> Compiled:
-    values = frozenset(c.values)
-    return _member("f.claim.line_of_business", values), (lambda f: (f.claim.line_of_business,))
+class PrimaryAdjudicated(ConditionBase):
+    """The Medicare primary entry shows a final status (paid or denied)."""
+
+    kind: Literal["primary_adjudicated"]
+    claim_wide: ClassVar[bool] = True
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        def test(f: LineFacts) -> bool:
+            primary = f.claim_facts.medicare_primary
+            return primary is not None and primary.claim_status in ("paid", "denied")
+
+        def evidence(f: LineFacts) -> Evidence:
+            primary = f.claim_facts.medicare_primary
+            return (f"Medicare {primary.claim_status}",) if primary is not None else _NONE
+
+        return test, evidence
 
 
-def _claim_type_in(c: ClaimTypeIn, policy: Policy) -> Compiled:
-    values = frozenset(c.values)
-    return _member("f.claim.claim_type", values), (lambda f: (f.claim.claim_type,))
+class VersionInForce(ConditionBase):
+    """A version of the policy is in force on the line's date of service."""
+
+    kind: Literal["version_in_force"]
+    claim_wide: ClassVar[bool] = True
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        return (lambda f: f.version_in_force), _NONE
 
 
-def _provider_participating(c: ProviderParticipating, policy: Policy) -> Compiled:
-    return Source("f.claim.provider_participating", {}), ("participating provider",)
+# --- facts of the line ---------------------------------------------------------------------------
 
 
-def _place_of_service_in(c: PlaceOfServiceIn, policy: Policy) -> Compiled:
-    places = policy.place_of_service_sets[c.set]
-    return _member("f.line.place_of_service", places), (lambda f: (f"place of service {f.line.place_of_service}",))
+class DuplicateOfOtherClaim(ConditionBase):
+    """The line repeats a line of another active claim exactly (a fact the caller supplies)."""
+
+    kind: Literal["duplicate_of_other_claim"]
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        return (lambda f: f.duplicate_of is not None), (lambda f: (f"duplicate of {f.duplicate_of}",))
 
 
-def _prior_auth_covers(c: PriorAuthCoversLine, policy: Policy) -> Compiled:
-    def evidence(f: LineFacts) -> Evidence:
-        auth = f.covering_authorization
-        return (f"authorization {auth.auth_id}",) if auth is not None else _NONE
+class ServiceDateAfterReceived(ConditionBase):
+    """The line's date of service is after the claim's received date."""
 
-    return Source("f.covering_authorization is not None", {}), evidence
+    kind: Literal["service_date_after_received"]
 
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        def evidence(f: LineFacts) -> Evidence:
+            return (f"service {f.line.service_date.isoformat()} > received {f.claim.received_date.isoformat()}",)
 
-def _medicare_primary(c: MedicarePrimary, policy: Policy) -> Compiled:
-    return Source("f.claim_facts.medicare_primary is not None", {}), ("Medicare primary",)
-
-
-def _primary_adjudicated(c: PrimaryAdjudicated, policy: Policy) -> Compiled:
-    def test(f: LineFacts) -> bool:
-        primary = f.claim_facts.medicare_primary
-        return primary is not None and primary.claim_status in ("paid", "denied")
-
-    def evidence(f: LineFacts) -> Evidence:
-        primary = f.claim_facts.medicare_primary
-        return (f"Medicare {primary.claim_status}",) if primary is not None else _NONE
-
-    return _call(test), evidence
+        return (lambda f: f.line.service_date > f.claim.received_date), evidence
 
 
-def _claim_has_procedure(c: ClaimHasProcedure, policy: Policy) -> Compiled:
-    wanted = policy.procedure_sets[c.set]
-    member = _procedure_membership(wanted)
+class DiagnosisInvalid(ConditionBase):
+    """A diagnosis the line points to is not a valid, billable ICD-10-CM code."""
 
-    def test(f: LineFacts) -> bool:
-        # `procedures_on` without the tuple it builds: this runs for most lines, the evidence rarely.
-        number, day = f.line.line_number, f.line.service_date
-        for other in f.claim.lines:
-            if other.line_number != number and other.service_date == day and member(other.procedure_code):
-                return True
-        return False
+    kind: Literal["diagnosis_invalid"]
 
-    def found(f: LineFacts) -> Evidence:
-        return tuple(f"line {number} {code}" for number, code in f.claim_facts.procedures_on(f.line) if code in wanted)
-
-    return _call(test), found
-
-
-def _diagnosis_in_family(c: DiagnosisInFamily, policy: Policy) -> Compiled:
-    family = policy.diagnosis_families[c.family]
-    # The answer for a code never changes: kept per code of the code set (codes that do not
-    # exist are never members and never kept, so the code set bounds this).
-    members: dict[str, bool] = {}
-
-    def member(dx: DiagnosisCode) -> bool:
-        if not dx.exists:
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        def test(f: LineFacts) -> bool:
+            for dx in f.diagnoses:  # noqa: SIM110 - a loop: `any` over a generator costs more than the test
+                if not dx.billable:
+                    return True
             return False
-        known = members.get(dx.code)
-        if known is None:
-            known = members[dx.code] = family.contains(dx.lineage, dx.category)
-        return known
 
-    def test(f: LineFacts) -> bool:
-        for dx in f.diagnoses:  # noqa: SIM110 - a loop: `any` over a generator costs more than the test
-            if member(dx):
-                return True
-        return False
-
-    def found(f: LineFacts) -> Evidence:
-        return tuple(dx.code for dx in f.diagnoses if member(dx))
-
-    return _call(test), found
+        return test, (lambda f: tuple(dx.code for dx in f.diagnoses if not dx.billable))
 
 
-def _companion_decided(c: CompanionDecided, policy: Policy) -> Compiled:
-    rules = frozenset(c.rules)
+class ProcedureIn(ConditionBase):
+    """The line's procedure code is in the named procedure set."""
 
-    def test(f: LineFacts) -> bool:
-        # `companions` raises CompanionsPending in the first pass: the engine decides this line later.
-        day, dates = f.line.service_date, f.claim_facts.service_dates
-        for number, decision in f.companions.items():  # noqa: SIM110 - a loop, as in `_diagnosis_in_family`
-            if decision.rule in rules and dates[number] == day:
-                return True
-        return False
+    kind: Literal["procedure_in"]
+    set: str
 
-    def found(f: LineFacts) -> Evidence:
-        day, dates = f.line.service_date, f.claim_facts.service_dates
-        return tuple(
-            f"line {number} {decision.rule}"
-            for number, decision in sorted(f.companions.items())
-            if decision.rule in rules and dates[number] == day
+    def references(self) -> Iterator[tuple[str, str]]:
+        """The procedure set named."""
+        yield "procedure_sets", self.set
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        wanted = policy.procedure_sets[self.set]
+        evidence: EvidenceOf = lambda f: (f.line.procedure_code or "",)  # noqa: E731
+        if not wanted.ranges:
+            codes = wanted.codes  # a plain frozenset answers faster than the set's own membership test
+            return (lambda f: f.line.procedure_code in codes), evidence
+        member = _procedure_membership(wanted)
+        return (lambda f: member(f.line.procedure_code)), evidence
+
+
+class NdcPresent(ConditionBase):
+    """The line carries an NDC."""
+
+    kind: Literal["ndc_present"]
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        return (lambda f: f.line.ndc is not None), _NONE
+
+
+class NdcMalformed(ConditionBase):
+    """The line's NDC cannot be read as one 11-digit NDC."""
+
+    kind: Literal["ndc_malformed"]
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        return (lambda f: f.ndc_malformed), ("NDC unreadable",)
+
+
+class NdcProductIn(ConditionBase):
+    """The line's NDC (labeler-product) is in the named NDC product set."""
+
+    kind: Literal["ndc_product_in"]
+    set: str
+
+    def references(self) -> Iterator[tuple[str, str]]:
+        """The NDC product set named."""
+        yield "ndc_product_sets", self.set
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        products = policy.products(self.set)
+        return (lambda f: f.ndc_product in products), (lambda f: (f"NDC {f.ndc11}",) if f.ndc11 else _NONE)
+
+
+class RouteIn(ConditionBase):
+    """The line's route of administration is one of `values`."""
+
+    kind: Literal["route_in"]
+    values: tuple[str, ...]
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        values = frozenset(self.values)
+        return (lambda f: f.line.route in values), (lambda f: (f"route {f.line.route}",))
+
+
+class PlaceOfServiceIn(ConditionBase):
+    """The line's place of service is in the named set."""
+
+    kind: Literal["place_of_service_in"]
+    set: str
+
+    def references(self) -> Iterator[tuple[str, str]]:
+        """The place-of-service set named."""
+        yield "place_of_service_sets", self.set
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        places = policy.place_of_service_sets[self.set]
+        return (lambda f: f.line.place_of_service in places), (
+            lambda f: (f"place of service {f.line.place_of_service}",)
         )
 
-    return _call(test), found
+
+class PriorAuthCoversLine(ConditionBase):
+    """An approved authorization matches the line's code or NDC, date and units."""
+
+    kind: Literal["prior_auth_covers_line"]
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        def evidence(f: LineFacts) -> Evidence:
+            auth = f.covering_authorization
+            return (f"authorization {auth.auth_id}",) if auth is not None else _NONE
+
+        return (lambda f: f.covering_authorization is not None), evidence
 
 
-def _version_in_force(c: VersionInForce, policy: Policy) -> Compiled:
-    return Source("f.version_in_force", {}), _NONE
+class ClaimHasProcedure(ConditionBase):
+    """Another line of the claim, on the same date of service, has a code in the named set."""
+
+    kind: Literal["claim_has_procedure"]
+    set: str
+
+    def references(self) -> Iterator[tuple[str, str]]:
+        """The procedure set named."""
+        yield "procedure_sets", self.set
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        wanted = policy.procedure_sets[self.set]
+        member = _procedure_membership(wanted)
+
+        def test(f: LineFacts) -> bool:
+            # `procedures_on` without the tuple it builds: this runs for most lines, the evidence rarely.
+            number, day = f.line.line_number, f.line.service_date
+            for other in f.claim.lines:
+                if other.line_number != number and other.service_date == day and member(other.procedure_code):
+                    return True
+            return False
+
+        def evidence(f: LineFacts) -> Evidence:
+            return tuple(
+                f"line {number} {code}" for number, code in f.claim_facts.procedures_on(f.line) if code in wanted
+            )
+
+        return test, evidence
 
 
-def _any_of(c: AnyOf, policy: Policy) -> Compiled:
-    checks = tuple(compile_condition(condition, policy) for condition in c.conditions)
+class DiagnosisInFamily(ConditionBase):
+    """A diagnosis of the line is in the named family (by ICD-10-CM hierarchy)."""
 
-    def evidence(f: LineFacts) -> Evidence:
-        for check in checks:
-            if check.test(f):
-                return check.evidence(f)
-        return _NONE
+    kind: Literal["diagnosis_in_family"]
+    family: str
 
-    return any_holds(tuple(check.source for check in checks)), evidence
+    def references(self) -> Iterator[tuple[str, str]]:
+        """The diagnosis family named."""
+        yield "diagnosis_families", self.family
 
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        family = policy.diagnosis_families[self.family]
+        # The answer for a code never changes: kept per code of the code set (codes that do not
+        # exist are never members and never kept, so the code set bounds this).
+        members: dict[str, bool] = {}
 
-def _all_of(c: AllOf, policy: Policy) -> Compiled:
-    checks = tuple(compile_condition(condition, policy) for condition in c.conditions)
-    return all_hold(tuple(check.source for check in checks)), (lambda f: evidence_of(checks, f))
+        def member(dx: DiagnosisCode) -> bool:
+            if not dx.exists:
+                return False
+            known = members.get(dx.code)
+            if known is None:
+                known = members[dx.code] = family.contains(dx.lineage, dx.category)
+            return known
 
+        def test(f: LineFacts) -> bool:
+            for dx in f.diagnoses:  # noqa: SIM110 - a loop: `any` over a generator costs more than the test
+                if member(dx):
+                    return True
+            return False
 
-_COMPILERS: dict[type[Any], Callable[[Any, Policy], Compiled]] = {
-    FrequencyIn: _frequency_in,
-    DuplicateOfOtherClaim: _duplicate_of_other_claim,
-    ServiceDateAfterReceived: _service_after_received,
-    DiagnosisInvalid: _diagnosis_invalid,
-    ProcedureIn: _procedure_in,
-    NdcPresent: _ndc_present,
-    NdcMalformed: _ndc_malformed,
-    NdcProductIn: _ndc_product_in,
-    RouteIn: _route_in,
-    LineOfBusinessIn: _line_of_business_in,
-    ClaimTypeIn: _claim_type_in,
-    ProviderParticipating: _provider_participating,
-    PlaceOfServiceIn: _place_of_service_in,
-    PriorAuthCoversLine: _prior_auth_covers,
-    MedicarePrimary: _medicare_primary,
-    PrimaryAdjudicated: _primary_adjudicated,
-    ClaimHasProcedure: _claim_has_procedure,
-    DiagnosisInFamily: _diagnosis_in_family,
-    CompanionDecided: _companion_decided,
-    VersionInForce: _version_in_force,
-    AnyOf: _any_of,
-    AllOf: _all_of,
-}
+        return test, (lambda f: tuple(dx.code for dx in f.diagnoses if member(dx)))
 
 
-def _names(sources: tuple[Source, ...]) -> dict[str, object]:
-    names: dict[str, object] = {}
-    for source in sources:
-        names.update(source.names)
-    return names
+class CompanionDecided(ConditionBase):
+    """Another line on the same date of service was decided by one of `rules`.
 
-
-def _joined(sources: tuple[Source, ...], operator: str) -> Source:
-    return Source(f" {operator} ".join(f"({source.expression})" for source in sources), _names(sources))
-
-
-def tuple_of(sources: tuple[Source, ...]) -> Source:
-    """One expression giving the answers of all `sources`, in order, as a tuple."""
-    return Source("(" + "".join(f"({source.expression}), " for source in sources) + ")", _names(sources))
-
-
-def all_hold(sources: tuple[Source, ...]) -> Source:
-    """One test that holds when every one of `sources` does, in order, stopping at the first that fails."""
-    return _joined(sources, "and") if sources else Source("True", {})
-
-
-def any_holds(sources: tuple[Source, ...]) -> Source:
-    """One test that holds when any of `sources` does, in order, stopping at the first that holds."""
-    return _joined(sources, "or")
-
-
-def compile_condition(condition: Condition, policy: Policy) -> Check:
-    """Compile one condition of a policy version into a check.
-
-    Args:
-        condition: the condition from the policy.
-        policy: the version whose named sets the condition reads.
-
-    Returns:
-        The check: its test applies the condition's expected `value`; an inverted
-        condition's evidence is the absence itself ("not <kind>").
+    The only condition that reads other lines' decisions: a rule stating it waits until
+    the claim's other lines are decided (`reads_companions`, known when the policy loads).
     """
-    source, evidence = _COMPILERS[type(condition)](condition, policy)
-    claim_scope = all(type(c) in CLAIM_SCOPE for c in walk([condition]) if not isinstance(c, AnyOf | AllOf))
-    if not condition.value:
-        absent: Evidence = (f"not {condition.kind}",)
-        inverted = Source(f"not ({source.expression})", source.names)
-        return Check(condition, inverted, inverted.function(), claim_scope, lambda f: absent, absent)
-    if isinstance(evidence, tuple):
-        phrase = evidence
-        return Check(condition, source, source.function(), claim_scope, lambda f: phrase, phrase)
-    return Check(condition, source, source.function(), claim_scope, evidence)
+
+    kind: Literal["companion_decided"]
+    rules: tuple[str, ...]
+
+    def reads_companions(self) -> bool:
+        """Always: it reads the other lines' decisions."""
+        return True
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        rules = frozenset(self.rules)
+
+        def test(f: LineFacts) -> bool:
+            day, dates = f.line.service_date, f.claim_facts.service_dates
+            for number, decision in f.companions.items():  # noqa: SIM110 - a loop, as in `DiagnosisInFamily`
+                if decision.rule in rules and dates[number] == day:
+                    return True
+            return False
+
+        def evidence(f: LineFacts) -> Evidence:
+            day, dates = f.line.service_date, f.claim_facts.service_dates
+            return tuple(
+                f"line {number} {decision.rule}"
+                for number, decision in sorted(f.companions.items())
+                if decision.rule in rules and dates[number] == day
+            )
+
+        return test, evidence
 
 
-def evidence_of(checks: tuple[Check, ...], facts: LineFacts) -> Evidence:
+# --- combinations --------------------------------------------------------------------------------
+
+
+class _Combination(ConditionBase):
+    """Conditions joined: claim-wide when all of them are, reading companions when any does."""
+
+    conditions: tuple[Condition, ...] = Field(min_length=1)
+
+    def is_claim_wide(self) -> bool:
+        """Claim-wide when every condition in it is."""
+        return all(condition.is_claim_wide() for condition in self.conditions)
+
+    def reads_companions(self) -> bool:
+        """When any condition in it does."""
+        return any(condition.reads_companions() for condition in self.conditions)
+
+    def _checks(self, policy: Policy) -> tuple[Check, ...]:
+        return tuple(condition.check(policy) for condition in self.conditions)
+
+
+class AnyOf(_Combination):
+    """At least one of `conditions` holds."""
+
+    kind: Literal["any_of"]
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        checks = self._checks(policy)
+        tests = tuple(check.test for check in checks)
+
+        def test(f: LineFacts) -> bool:
+            for each in tests:  # noqa: SIM110 - a loop: `any` over a generator costs more than the tests
+                if each(f):
+                    return True
+            return False
+
+        def evidence(f: LineFacts) -> Evidence:
+            for check in checks:
+                if check.test(f):
+                    return check.evidence(f)
+            return _NONE
+
+        return test, evidence
+
+
+class AllOf(_Combination):
+    """Every one of `conditions` holds."""
+
+    kind: Literal["all_of"]
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        checks = self._checks(policy)
+        return all_hold(tuple(check.test for check in checks)), (lambda f: evidence_of(checks, f))
+
+
+Condition = Annotated[
+    FrequencyIn
+    | LineOfBusinessIn
+    | ClaimTypeIn
+    | ProviderParticipating
+    | MedicarePrimary
+    | PrimaryAdjudicated
+    | VersionInForce
+    | DuplicateOfOtherClaim
+    | ServiceDateAfterReceived
+    | DiagnosisInvalid
+    | ProcedureIn
+    | NdcPresent
+    | NdcMalformed
+    | NdcProductIn
+    | RouteIn
+    | PlaceOfServiceIn
+    | PriorAuthCoversLine
+    | ClaimHasProcedure
+    | DiagnosisInFamily
+    | CompanionDecided
+    | AnyOf
+    | AllOf,
+    Field(discriminator="kind"),
+]
+"""One condition of a rule, told apart by its `kind`."""
+
+_Combination.model_rebuild()
+AnyOf.model_rebuild()
+AllOf.model_rebuild()
+
+
+# --- helpers the rules share ---------------------------------------------------------------------
+
+
+def walk(conditions: Iterable[ConditionBase]) -> Iterator[ConditionBase]:
+    """Yield every condition, nested ones included, depth first."""
+    for condition in conditions:
+        yield condition
+        if isinstance(condition, _Combination):
+            yield from walk(condition.conditions)
+
+
+def all_hold(tests: tuple[Test, ...]) -> Test:
+    """One test that holds when every one of `tests` does, in order, stopping at the first that fails."""
+    if not tests:
+        return lambda facts: True
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:
+        first, second = tests
+        return lambda facts: first(facts) and second(facts)
+
+    def every(facts: LineFacts) -> bool:
+        for test in tests:  # noqa: SIM110 - a loop: `all` over a generator costs more than the tests
+            if not test(facts):
+                return False
+        return True
+
+    return every
+
+
+def evidence_of(checks: Iterable[Check], facts: LineFacts) -> Evidence:
     """The evidence of checks that all hold, in their order."""
     evidence: list[str] = []
     for check in checks:
         evidence.extend(check.evidence(facts))
     return tuple(evidence)
+
+
+def _procedure_membership(wanted: ProcedureSet) -> Callable[[str | None], bool]:
+    """Membership in a procedure set; with ranges, remembered for the codes most seen (bounded)."""
+    if not wanted.ranges:
+        return wanted.codes.__contains__  # a plain frozenset answers faster than the set's own test
+    return lru_cache(maxsize=4096)(wanted.__contains__)

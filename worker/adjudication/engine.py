@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from worker.adjudication.book import PolicyBook
 from worker.adjudication.facts import ClaimFacts, LineFacts
 from worker.adjudication.model import Claim, Coverage, Decision, LineDecision, Outcome, RuleHit
-from worker.adjudication.program import MAX_LINE_NUMBER, CompiledRule, Program, Residual, deferred_at
+from worker.adjudication.program import CompiledRule, Program, ReachableRules
 
 OUTPUT_EVENT_NAMESPACE = uuid.UUID("7d3f8f6e-2f1a-5c55-9a0c-4b2e6f1d8a31")
 """Namespace of the deterministic output event ids (UUID version 5)."""
@@ -28,36 +28,18 @@ def output_event_id(source_event_id: str, policy_id: str, versions: tuple[str, .
     which is what lets consumers drop duplicates.
     """
     name = f"{source_event_id}|{policy_id}|{','.join(versions)}"
-    # uuid.uuid5, spelled out: building a UUID object only to print it doubled the cost.
+    # uuid.uuid5, spelled out: building a UUID object only to print it costs as much as the hash.
     text = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).hexdigest()
     # Version 5 in the 13th hex digit; the RFC 4122 variant in the top two bits of the 17th.
     return f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:32]}"
 
 
-def _decide_line(
-    facts: LineFacts, program: Program, candidates: Residual
-) -> tuple[LineDecision, tuple[RuleHit, ...]] | int:
-    """The line's decision and trace, or the rule position to resume from once the other lines are decided."""
-    position = candidates.first(facts)
-    if position < 0:
-        return deferred_at(position)
-    return _decided_by(position, facts, program, candidates)
-
-
-def _resume_line(
-    facts: LineFacts, program: Program, candidates: Residual, start: int
-) -> tuple[LineDecision, tuple[RuleHit, ...]]:
-    """Decide a deferred line from the rule it stopped at: its companions are decided now."""
-    return _decided_by(candidates.resume(start)(facts), facts, program, candidates)
-
-
 def _decided_by(
-    position: int, facts: LineFacts, program: Program, candidates: Residual
+    position: int, facts: LineFacts, program: Program, reachable: ReachableRules
 ) -> tuple[LineDecision, tuple[RuleHit, ...]]:
-    if 0 <= position < len(candidates.rules):
-        return _apply(candidates.rules[position], program, facts)
-    # Unreachable for a loaded policy: its last rule has no conditions, and a resumed line
-    # has its companions.
+    if position < len(reachable.rules):
+        return _apply(reachable.rules[position], program, facts)
+    # Unreachable for a loaded policy: its last rule has no conditions.
     policy = program.policy
     raise AssertionError(
         f"policy {policy.policy_id} {policy.version} decided nothing for line {facts.line.line_number}"
@@ -67,18 +49,15 @@ def _decided_by(
 def _apply(compiled: CompiledRule, program: Program, facts: LineFacts) -> tuple[LineDecision, tuple[RuleHit, ...]]:
     rule, line = compiled.rule, facts.line
     pharmacy = facts.claim.claim_type == "pharmacy"
-    made = compiled.made
-    if made is not None:
-        key = (line.line_number, pharmacy, facts.version_in_force)
-        shared = made.get(key)
+    if compiled.shares_decisions:
+        shared = program.shared_decision(compiled, line.line_number, pharmacy, facts.version_in_force)
         if shared is None:
             decision = _line_decision(compiled, program, facts, pharmacy, rule.sections, compiled.coverage)
             trace: tuple[RuleHit, ...] | None = None
-            if compiled.constant_evidence is not None:
-                trace = (RuleHit(line.line_number, rule.id, rule.sections, compiled.constant_evidence),)
+            if compiled.fixed_evidence is not None:
+                trace = (RuleHit(line.line_number, rule.id, rule.sections, compiled.fixed_evidence),)
             shared = (decision, trace)
-            if line.line_number <= MAX_LINE_NUMBER:
-                made[key] = shared
+            program.share_decision(compiled, line.line_number, pharmacy, facts.version_in_force, shared)
         decision, trace = shared
         if trace is None:
             trace = (RuleHit(line.line_number, rule.id, rule.sections, compiled.evidence(facts)),)
@@ -173,26 +152,28 @@ def adjudicate(
     pinned = policies.version(pinned_version) if pinned_version is not None else None
     claim_facts = ClaimFacts(claim, duplicates or {})
     decided: dict[int, tuple[LineDecision, tuple[RuleHit, ...]]] = {}
-    waiting: list[tuple[LineFacts, Program, Residual, int]] = []
+    waiting: list[tuple[LineFacts, Program, ReachableRules, int]] = []
     # The claim-wide answers depend on the version and whether it is in force: ask once for each.
-    reachable: dict[tuple[str, bool], Residual] = {}
+    reachable_by_version: dict[tuple[str, bool], ReachableRules] = {}
     for line in claim.lines:
         policy, in_force = (pinned, True) if pinned is not None else policies.for_date(line.service_date)
         program = policies.program(policy)
         facts = LineFacts(claim_facts, line, policy, version_in_force=in_force)
-        candidates = reachable.get((policy.version, in_force))
-        if candidates is None:
-            candidates = reachable[(policy.version, in_force)] = program.candidates(facts)
-        outcome = _decide_line(facts, program, candidates)
-        if isinstance(outcome, int):
-            waiting.append((facts, program, candidates, outcome))
+        reachable = reachable_by_version.get((policy.version, in_force))
+        if reachable is None:
+            reachable = reachable_by_version[(policy.version, in_force)] = program.reachable(facts)
+        position = reachable.first(facts)
+        if position in reachable.waits:
+            waiting.append((facts, program, reachable, position))
         else:
-            decided[line.line_number] = outcome
+            decided[line.line_number] = _decided_by(position, facts, program, reachable)
     if waiting:
+        # Lines whose rule reads the other lines' decisions: decided once those are made.
         companions = {number: decision for number, (decision, _) in decided.items()}
-        for facts, program, candidates, start in waiting:
+        for facts, program, reachable, start in waiting:
             facts.companions = companions
-            decided[facts.line.line_number] = _resume_line(facts, program, candidates, start)
+            position = reachable.resume(facts, start)
+            decided[facts.line.line_number] = _decided_by(position, facts, program, reachable)
 
     ordered = [decided[line.line_number] for line in claim.lines]
     lines = tuple(decision for decision, _ in ordered)

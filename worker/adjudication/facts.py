@@ -11,11 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from functools import lru_cache
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from worker.adjudication.icd10cm import DiagnosisCode, lookup
 from worker.adjudication.model import Claim, Line, LineDecision, OtherPayer, PriorAuthorization
 from worker.adjudication.ndc import Resolution, product_of, resolve
-from worker.adjudication.policy import Policy
+
+if TYPE_CHECKING:
+    from worker.adjudication.policy import Policy
+
+NO_COMPANIONS: Mapping[int, LineDecision] = MappingProxyType({})
+"""The other lines' decisions before any is made."""
 
 NdcReading = tuple[Resolution, str | None, bool, str | None]
 """An NDC's resolution, its 11 digits, whether it is malformed, and its labeler-product code."""
@@ -27,10 +34,6 @@ def _read_ndc(ndc: str, known_products: frozenset[str]) -> NdcReading:
     resolution = resolve(ndc, known_products)
     ndc11 = resolution.ndc11
     return resolution, ndc11, resolution.malformed, product_of(ndc11) if ndc11 is not None else None
-
-
-class CompanionsPending(Exception):
-    """A rule asked for other lines' decisions before they were made: decide this line later."""
 
 
 class ClaimFacts:
@@ -74,9 +77,9 @@ class LineFacts:
     __slots__ = (
         "_authorization",
         "_authorization_known",
-        "_companions",
         "claim",
         "claim_facts",
+        "companions",
         "diagnoses",
         "duplicate_of",
         "line",
@@ -95,14 +98,16 @@ class LineFacts:
         policy: Policy,
         *,
         version_in_force: bool,
-        companions: Mapping[int, LineDecision] | None = None,
+        companions: Mapping[int, LineDecision] = NO_COMPANIONS,
     ) -> None:
         self.claim_facts = claim
         self.claim = claim.claim
         self.line = line
         self.policy = policy
         self.version_in_force = version_in_force
-        self._companions = companions
+        self.companions = companions
+        """The decisions of the claim's other lines: set by the engine before it decides a line
+        whose rule waits for them (`Rule.needs_companions`), empty until then."""
         self._authorization: PriorAuthorization | None = None
         self._authorization_known = False
         self.duplicate_of: str | None = claim.duplicates.get(line.line_number)
@@ -125,21 +130,6 @@ class LineFacts:
         if not pointers:
             return codes
         return tuple(codes[pointer - 1] for pointer in pointers if 0 < pointer <= len(codes))
-
-    @property
-    def companions(self) -> Mapping[int, LineDecision]:
-        """The decisions of the claim's other lines, once the engine has them.
-
-        Raises:
-            CompanionsPending: in the first pass, before those decisions exist.
-        """
-        if self._companions is None:
-            raise CompanionsPending
-        return self._companions
-
-    @companions.setter
-    def companions(self, decisions: Mapping[int, LineDecision]) -> None:
-        self._companions = decisions
 
     @property
     def covering_authorization(self) -> PriorAuthorization | None:

@@ -9,14 +9,14 @@ instead of deciding claims wrongly.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from worker.adjudication.conditions import CompanionDecided, Condition, ConditionBase, walk
 from worker.adjudication.icd10cm import lookup
 from worker.adjudication.model import Covered, InfoNeeded, Outcome, PaNeeded
 
@@ -53,197 +53,6 @@ class CodeTable(_Data):
     carc: dict[str, CarcEntry]
     rarc: dict[str, str]
     ncpdp: dict[str, str]
-
-
-# --- conditions: a closed set, told apart by `kind` -------------------------------------------
-
-
-class _Condition(_Data):
-    value: bool = True
-    """The truth the condition expects of its fact; false inverts it."""
-
-
-class FrequencyIn(_Condition):
-    """The claim's frequency code is one of `values`."""
-
-    kind: Literal["frequency_in"]
-    values: tuple[str, ...]
-
-
-class DuplicateOfOtherClaim(_Condition):
-    """The line repeats a line of another active claim exactly (a fact the caller supplies)."""
-
-    kind: Literal["duplicate_of_other_claim"]
-
-
-class ServiceDateAfterReceived(_Condition):
-    """The line's date of service is after the claim's received date."""
-
-    kind: Literal["service_date_after_received"]
-
-
-class DiagnosisInvalid(_Condition):
-    """A diagnosis the line points to is not a valid, billable ICD-10-CM code."""
-
-    kind: Literal["diagnosis_invalid"]
-
-
-class ProcedureIn(_Condition):
-    """The line's procedure code is in the named procedure set."""
-
-    kind: Literal["procedure_in"]
-    set: str
-
-
-class NdcPresent(_Condition):
-    """The line carries an NDC."""
-
-    kind: Literal["ndc_present"]
-
-
-class NdcMalformed(_Condition):
-    """The line's NDC cannot be read as one 11-digit NDC."""
-
-    kind: Literal["ndc_malformed"]
-
-
-class NdcProductIn(_Condition):
-    """The line's NDC (labeler-product) is in the named NDC product set."""
-
-    kind: Literal["ndc_product_in"]
-    set: str
-
-
-class RouteIn(_Condition):
-    """The line's route of administration is one of `values`."""
-
-    kind: Literal["route_in"]
-    values: tuple[str, ...]
-
-
-class LineOfBusinessIn(_Condition):
-    """The member's line of business is one of `values`."""
-
-    kind: Literal["line_of_business_in"]
-    values: tuple[str, ...]
-
-
-class ClaimTypeIn(_Condition):
-    """The claim type is one of `values`."""
-
-    kind: Literal["claim_type_in"]
-    values: tuple[str, ...]
-
-
-class ProviderParticipating(_Condition):
-    """The provider is in the plan's network."""
-
-    kind: Literal["provider_participating"]
-
-
-class PlaceOfServiceIn(_Condition):
-    """The line's place of service is in the named set."""
-
-    kind: Literal["place_of_service_in"]
-    set: str
-
-
-class PriorAuthCoversLine(_Condition):
-    """An approved authorization matches the line's code or NDC, date and units."""
-
-    kind: Literal["prior_auth_covers_line"]
-
-
-class MedicarePrimary(_Condition):
-    """Another payer entry shows Medicare primary (so the plan is secondary)."""
-
-    kind: Literal["medicare_primary"]
-
-
-class PrimaryAdjudicated(_Condition):
-    """The Medicare primary entry shows a final status (paid or denied)."""
-
-    kind: Literal["primary_adjudicated"]
-
-
-class ClaimHasProcedure(_Condition):
-    """Another line of the claim, on the same date of service, has a code in the named set."""
-
-    kind: Literal["claim_has_procedure"]
-    set: str
-
-
-class DiagnosisInFamily(_Condition):
-    """A diagnosis of the line is in the named family (by ICD-10-CM hierarchy)."""
-
-    kind: Literal["diagnosis_in_family"]
-    family: str
-
-
-class CompanionDecided(_Condition):
-    """Another line on the same date of service was decided by one of `rules`."""
-
-    kind: Literal["companion_decided"]
-    rules: tuple[str, ...]
-
-
-class VersionInForce(_Condition):
-    """A version of the policy is in force on the line's date of service."""
-
-    kind: Literal["version_in_force"]
-
-
-class AnyOf(_Condition):
-    """At least one of `conditions` holds."""
-
-    kind: Literal["any_of"]
-    conditions: tuple[Condition, ...] = Field(min_length=1)
-
-
-class AllOf(_Condition):
-    """Every one of `conditions` holds."""
-
-    kind: Literal["all_of"]
-    conditions: tuple[Condition, ...] = Field(min_length=1)
-
-
-Condition = Annotated[
-    FrequencyIn
-    | DuplicateOfOtherClaim
-    | ServiceDateAfterReceived
-    | DiagnosisInvalid
-    | ProcedureIn
-    | NdcPresent
-    | NdcMalformed
-    | NdcProductIn
-    | RouteIn
-    | LineOfBusinessIn
-    | ClaimTypeIn
-    | ProviderParticipating
-    | PlaceOfServiceIn
-    | PriorAuthCoversLine
-    | MedicarePrimary
-    | PrimaryAdjudicated
-    | ClaimHasProcedure
-    | DiagnosisInFamily
-    | CompanionDecided
-    | VersionInForce
-    | AnyOf
-    | AllOf,
-    Field(discriminator="kind"),
-]
-"""One condition of a rule."""
-
-AnyOf.model_rebuild()
-AllOf.model_rebuild()
-
-
-def walk(conditions: Iterable[Condition]) -> Iterator[Condition]:
-    """Yield every condition, nested ones included, depth first."""
-    for condition in conditions:
-        yield condition
-        if isinstance(condition, AnyOf | AllOf):
-            yield from walk(condition.conditions)
 
 
 # --- rules and sets ---------------------------------------------------------------------------
@@ -310,12 +119,17 @@ class Rule(_Data):
             raise ValueError("a rule with a CARC needs an adjustment group")
         if self.cite_companion_sections and not any(isinstance(c, CompanionDecided) for c in walk(self.when)):
             raise ValueError("cite_companion_sections needs a companion_decided condition")
+        nested = [c for c in self.when if c.reads_companions() and not isinstance(c, CompanionDecided)]
+        if nested:
+            # The engine tests the conditions before it while the other lines are undecided,
+            # and waits only once they hold: it must stand in the rule itself, not in any_of/all_of.
+            raise ValueError("companion_decided must be one of the rule's own conditions, not nested")
         return self
 
     @property
     def needs_companions(self) -> bool:
         """True when the rule reads other lines' decisions, so it must wait for them."""
-        return any(isinstance(condition, CompanionDecided) for condition in walk(self.when))
+        return any(condition.reads_companions() for condition in self.when)
 
 
 class ProcedureSet(_Data):
@@ -411,29 +225,23 @@ class Policy(_Data):
             for cited in rule.also_cite:
                 if cited not in ids[index + 1 :]:
                     raise ValueError(f"rule {rule.id}: also_cite names {cited!r}, which is not a later rule")
+                if self.rule(cited).needs_companions and not rule.needs_companions:
+                    raise ValueError(f"rule {rule.id}: also_cite names {cited!r}, which waits for companion lines")
             for condition in walk(rule.when):
                 self._check_reference(rule, condition, ids)
         return self
 
-    def _check_reference(self, rule: Rule, condition: Condition, ids: list[str]) -> None:
-        named: tuple[str, Mapping[str, Any]] | None = None
-        if isinstance(condition, ProcedureIn | ClaimHasProcedure):
-            named = (condition.set, self.procedure_sets)
-        elif isinstance(condition, NdcProductIn):
-            named = (condition.set, self.ndc_product_sets)
-        elif isinstance(condition, PlaceOfServiceIn):
-            named = (condition.set, self.place_of_service_sets)
-        elif isinstance(condition, DiagnosisInFamily):
-            named = (condition.family, self.diagnosis_families)
-        elif isinstance(condition, CompanionDecided):
+    def _check_reference(self, rule: Rule, condition: ConditionBase, ids: list[str]) -> None:
+        for field, name in condition.references():
+            if name not in getattr(self, field):
+                raise ValueError(f"rule {rule.id}: {condition.kind} names {name!r}, which is not defined")
+        if isinstance(condition, CompanionDecided):
             unknown = [name for name in condition.rules if name not in ids]
             if unknown:
                 raise ValueError(f"rule {rule.id}: companion_decided names unknown rules {unknown}")
             waiting = [name for name in condition.rules if self.rule(name).needs_companions]
             if waiting:
                 raise ValueError(f"rule {rule.id}: companion rules {waiting} wait for companions themselves")
-        if named is not None and named[0] not in named[1]:
-            raise ValueError(f"rule {rule.id}: {condition.kind} names {named[0]!r}, which is not defined")
 
     def rule(self, rule_id: str) -> Rule:
         """Return the rule with this id."""

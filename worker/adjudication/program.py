@@ -1,36 +1,29 @@
-"""A policy version compiled for deciding lines.
+"""A policy version made ready for deciding lines.
 
-Each rule's conditions become checks (`conditions.compile_condition`). The checks
-whose answer is the same for every line of a claim (line of business, claim type,
-Medicare primary, whether the version is in force) are answered once per claim,
-and the rules they rule out are dropped. What is left is kept per combination of
-answers, so a commercial claim's lines skip the Medicare, Medicaid and
-line-of-business rules without testing them. The rules keep their order, so the
+Each rule's conditions become checks (`ConditionBase.check`), joined into one test per
+rule. The checks whose answer is the same for every line of a claim (line of business,
+claim type, Medicare primary, whether the version is in force) are answered once per
+claim, and the rules they rule out are dropped: what is left is kept per combination of
+answers (`ReachableRules`), so a commercial claim's lines skip the Medicare, Medicaid
+and line-of-business rules without testing them. The rules keep their order, so the
 first rule that holds for a line is the one the policy file says.
 
-Each such set of rules is written into one Python function that returns the position
-of the first rule holding for a line (`Residual.first`), from the conditions' own
-expressions (`conditions.Source`). A rule whose decision holds nothing of the line
-but its number shares its decision objects between lines (`CompiledRule.made`):
-they are frozen, and building them was a sixth of deciding a line.
+A rule that reads the other lines' decisions (`Rule.needs_companions`, known at load)
+is tested in two steps: while the other lines are undecided, only the conditions before
+its `companion_decided`; when they hold, the line waits and is decided from that rule
+on once the others are.
+
+A rule whose decision holds nothing of the line but its number gives lines that agree
+on the number, the kind of claim and whether the version is in force the same frozen
+decision object (`Program.shared_decision`) instead of building one each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from worker.adjudication.conditions import (
-    Check,
-    Evidence,
-    Source,
-    Test,
-    all_hold,
-    compile_condition,
-    evidence_of,
-    tuple_of,
-)
-from worker.adjudication.facts import CompanionsPending, LineFacts
+from worker.adjudication.conditions import Check, Evidence, Test, all_hold, evidence_of
+from worker.adjudication.facts import LineFacts
 from worker.adjudication.model import Coverage, LineDecision, RuleHit
 from worker.adjudication.policy import Policy, Rule
 
@@ -71,17 +64,18 @@ def _coverage(rule: Rule) -> Coverage | None:
 
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
-    """One rule with its conditions compiled."""
+    """One rule with its conditions built into checks."""
 
     rank: int
     """The rule's position in the policy's rules."""
     rule: Rule
     checks: tuple[Check, ...]
     """Every condition, in the policy's order (the order of the evidence)."""
-    line_conditions: Source
-    """The conditions left for each line once the claim-wide answers allow the rule."""
-    matches: Test
-    """The same, as one test."""
+    line_test: Test
+    """The conditions left for each line once the claim-wide answers allow the rule, as one test."""
+    before_companions: Test | None
+    """For a rule that waits for companion lines: its line conditions before `companion_decided`,
+    tested while the other lines are undecided. None for every other rule."""
     always: bool
     """True when no condition is left for lines: the rule decides every line that reaches it."""
     claim_checks: tuple[int, ...]
@@ -92,11 +86,11 @@ class CompiledRule:
     """The coverage statement, made once, when no line-specific authorization goes in it."""
     cites_more: bool
     """True when the sections cited depend on the line (`also_cite`, companion sections)."""
-    constant_evidence: Evidence | None
+    fixed_evidence: Evidence | None
     """The evidence when it is the same for every line the rule decides (fixed phrases only)."""
-    made: dict[tuple[int, bool, bool], Made] | None
-    """The line decisions this rule has made, by line number, pharmacy claim and version in
-    force, when nothing else of the line goes in them (`_made_for`); else None."""
+    shares_decisions: bool
+    """True when nothing of the line but its number goes into the rule's decision (see
+    `Program.shared_decision`)."""
 
     def holds(self, facts: LineFacts) -> bool:
         """Tell whether every condition holds for a line (a cited rule)."""
@@ -104,144 +98,148 @@ class CompiledRule:
 
     def evidence(self, facts: LineFacts) -> Evidence:
         """The evidence of a rule that holds for a line."""
-        if self.constant_evidence is not None:
-            return self.constant_evidence
+        if self.fixed_evidence is not None:
+            return self.fixed_evidence
         return evidence_of(self.checks, facts)
 
 
+@dataclass(frozen=True, slots=True)
+class ReachableRules:
+    """The rules the lines of one kind of claim can reach, in order, and how each is tested."""
+
+    rules: tuple[CompiledRule, ...]
+    first_pass: tuple[Test, ...]
+    """The test of each rule while the other lines are undecided."""
+    waits: frozenset[int]
+    """Positions of the rules that wait for companion lines: when their first-pass test holds,
+    the line is decided from there once the other lines are."""
+
+    def first(self, facts: LineFacts) -> int:
+        """The position of the first rule whose first-pass test holds (`len(rules)` when none does)."""
+        position = 0
+        for test in self.first_pass:
+            if test(facts):
+                return position
+            position += 1
+        return position
+
+    def resume(self, facts: LineFacts, start: int) -> int:
+        """The first rule from `start` on that holds, the companion lines' decisions now known."""
+        rules = self.rules
+        for position in range(start, len(rules)):
+            if rules[position].line_test(facts):
+                return position
+        return len(rules)
+
+
+def _first_pass_test(compiled: CompiledRule) -> Test:
+    if compiled.always:
+        return lambda facts: True
+    return compiled.before_companions or compiled.line_test
+
+
 class Program:
-    """One policy version, compiled."""
+    """One policy version, made ready for deciding lines."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         claim_checks: list[Check] = []
         rules: list[CompiledRule] = []
         for rank, rule in enumerate(policy.rules):
-            checks = tuple(compile_condition(condition, policy) for condition in rule.when)
-            line_conditions = all_hold(tuple(check.source for check in checks if not check.claim_scope))
+            checks = tuple(condition.check(policy) for condition in rule.when)
+            line_checks = tuple(check for check in checks if not check.claim_wide)
+            before: Test | None = None
+            if rule.needs_companions:
+                waits_at = next(i for i, check in enumerate(line_checks) if check.condition.reads_companions())
+                before = all_hold(tuple(check.test for check in line_checks[:waits_at]))
+            fixed = [check.fixed_evidence for check in checks]
             rules.append(
                 CompiledRule(
                     rank=rank,
                     rule=rule,
                     checks=checks,
-                    line_conditions=line_conditions,
-                    matches=line_conditions.function(),
-                    always=all(check.claim_scope for check in checks),
-                    claim_checks=tuple(_position(claim_checks, check) for check in checks if check.claim_scope),
+                    line_test=all_hold(tuple(check.test for check in line_checks)),
+                    before_companions=before,
+                    always=not line_checks,
+                    claim_checks=tuple(_position(claim_checks, check) for check in checks if check.claim_wide),
                     medical=_codes(rule, policy, pharmacy=False),
                     pharmacy=_codes(rule, policy, pharmacy=True),
                     coverage=_coverage(rule),
                     cites_more=bool(rule.also_cite) or rule.cite_companion_sections,
-                    constant_evidence=_constant_evidence(checks),
-                    made=_made_for(rule),
+                    fixed_evidence=None if None in fixed else tuple(w for phrase in fixed if phrase for w in phrase),
+                    shares_decisions=_shares_decisions(rule),
                 )
             )
         self.rules: tuple[CompiledRule, ...] = tuple(rules)
         self.claim_checks: tuple[Check, ...] = tuple(claim_checks)
         """The distinct claim-wide checks of all rules."""
-        self._claim_answers = tuple_of(tuple(check.source for check in claim_checks)).function()
+        self._claim_tests = tuple(check.test for check in claim_checks)
         self._by_id = {compiled.rule.id: compiled for compiled in rules}
-        # At most 2 ** len(claim_checks) entries, fixed by the policy, not by the claims seen.
-        self._residuals: dict[tuple[bool, ...], Residual] = {}
+        self._reachable: dict[tuple[bool, ...], ReachableRules] = {}
+        """By the claim-wide answers: at most 2 ** len(claim_checks) entries, fixed by the policy."""
+        self._shared: dict[tuple[int, int, bool, bool], tuple[LineDecision, tuple[RuleHit, ...] | None]] = {}
+        """Shared line decisions (and traces, when fixed) by rule rank, line number, pharmacy claim
+        and version in force; at most 4 times `MAX_LINE_NUMBER` per rule that shares."""
 
     def rule(self, rule_id: str) -> CompiledRule:
         """Return the compiled rule with this id."""
         return self._by_id[rule_id]
 
-    def candidates(self, facts: LineFacts) -> Residual:
-        """The rules a line can reach, in order, once the claim-wide checks are answered.
+    def reachable(self, facts: LineFacts) -> ReachableRules:
+        """The rules a line can reach, once the claim-wide checks are answered.
 
         The answer depends only on the claim and on whether the version is in force, so
         the engine asks once per claim and version.
         """
-        answers: tuple[bool, ...] = self._claim_answers(facts)
-        residual = self._residuals.get(answers)
-        if residual is None:
-            residual = self._residuals[answers] = self._residual(answers)
-        return residual
+        answers = tuple(test(facts) for test in self._claim_tests)
+        reachable = self._reachable.get(answers)
+        if reachable is None:
+            reachable = self._reachable[answers] = self._reachable_for(answers)
+        return reachable
 
-    def _residual(self, answers: tuple[bool, ...]) -> Residual:
+    def _reachable_for(self, answers: tuple[bool, ...]) -> ReachableRules:
         kept: list[CompiledRule] = []
         for compiled in self.rules:
             if all(answers[position] for position in compiled.claim_checks):
                 kept.append(compiled)
                 if compiled.always:
                     break  # it holds for every line that reaches it: no later rule can decide one
-        rules = tuple(kept)
-        return Residual(rules, _first_function(rules))
+        return ReachableRules(
+            rules=tuple(kept),
+            first_pass=tuple(_first_pass_test(compiled) for compiled in kept),
+            waits=frozenset(i for i, compiled in enumerate(kept) if compiled.before_companions is not None),
+        )
+
+    def shared_decision(
+        self, compiled: CompiledRule, line_number: int, pharmacy: bool, in_force: bool
+    ) -> tuple[LineDecision, tuple[RuleHit, ...] | None] | None:
+        """The decision (and fixed trace) a sharing rule already made for lines like this one, if any."""
+        return self._shared.get((compiled.rank, line_number, pharmacy, in_force))
+
+    def share_decision(
+        self,
+        compiled: CompiledRule,
+        line_number: int,
+        pharmacy: bool,
+        in_force: bool,
+        made: tuple[LineDecision, tuple[RuleHit, ...] | None],
+    ) -> None:
+        """Keep a sharing rule's decision for the next line like this one (line numbers the contract allows)."""
+        if line_number <= MAX_LINE_NUMBER:
+            self._shared[(compiled.rank, line_number, pharmacy, in_force)] = made
 
 
-@dataclass(frozen=True, slots=True)
-class Residual:
-    """The rules left for the lines of one kind of claim, and the test that picks among them."""
+def _shares_decisions(rule: Rule) -> bool:
+    """Whether a rule's line decisions can be shared between lines.
 
-    rules: tuple[CompiledRule, ...]
-    first: Callable[[LineFacts], int]
-    """The position of the first rule that holds for a line; `len(rules)` when none does. A
-    rule that needs the other lines' decisions first gives `-1 - position` (`deferred_at`)."""
-    _resumes: dict[int, Callable[[LineFacts], int]] = field(default_factory=dict)
-
-    def resume(self, start: int) -> Callable[[LineFacts], int]:
-        """The same test from the rule at `start` on: for a line deferred there, once its companions are decided."""
-        resume = self._resumes.get(start)
-        if resume is None:
-            # At most one per rule, made on first use.
-            resume = self._resumes[start] = _first_function(self.rules, start)
-        return resume
-
-
-def deferred_at(answer: int) -> int:
-    """The position a `Residual.first` answer below zero stopped at, to resume from."""
-    return -1 - answer
-
-
-def _first_function(rules: tuple[CompiledRule, ...], start: int = 0) -> Callable[[LineFacts], int]:
-    """Write the rules' line conditions, from `start` on, into one function (`Residual.first`).
-
-    One call per line instead of one per rule tested (about six): the loop, the look-ups and
-    the calls it saves cost about as much as the tests themselves.
-    """
-    body: list[str] = ["def first(f):", f"    p = {start}", "    try:"]
-    names: dict[str, object] = {"CompanionsPending": CompanionsPending}
-    for position in range(start, len(rules)):
-        compiled = rules[position]
-        names.update(compiled.line_conditions.names)
-        body.append(f"        p = {position}")
-        if compiled.always:
-            body.append(f"        return {position}")
-            break
-        body.append(f"        if {compiled.line_conditions.expression}:")
-        body.append(f"            return {position}")
-    body += [f"        return {len(rules)}", "    except CompanionsPending:", "        return -1 - p"]
-    exec("\n".join(body), names)  # noqa: S102 - text written here from the policy's own conditions
-    first: Callable[[LineFacts], int] = names["first"]  # type: ignore[assignment]
-    return first
-
-
-Made = tuple[LineDecision, tuple[RuleHit, ...] | None]
-"""A shared line decision, and its trace when that is the same for every line too."""
-
-
-def _constant_evidence(checks: tuple[Check, ...]) -> Evidence | None:
-    phrases = [check.constant_evidence for check in checks]
-    return tuple(word for phrase in phrases if phrase is not None for word in phrase) if None not in phrases else None
-
-
-def _made_for(rule: Rule) -> dict[tuple[int, bool, bool], Made] | None:
-    """An empty store of shared line decisions, or None when the rule's decisions vary by line.
-
-    They vary when the rule cites other rules' or lines' sections, or when its coverage
+    They cannot when the rule cites other rules' or lines' sections, or when its coverage
     statement names the line's authorization. Otherwise a decision is fixed by the rule,
-    the line number, the kind of claim and whether the version is in force: the decision
-    objects are frozen, so lines that agree on those share one instead of building their own
-    (building one was about a sixth of deciding a line). The store holds at most
-    4 times `MAX_LINE_NUMBER` decisions per rule.
+    the line number, the kind of claim and whether the version is in force; the decision
+    objects are frozen, so lines that agree on those can share one.
     """
     if rule.also_cite or rule.cite_companion_sections:
-        return None
-    if rule.coverage is not None and rule.coverage.pa_needed == "satisfied":
-        return None
-    return {}
+        return False
+    return not (rule.coverage is not None and rule.coverage.pa_needed == "satisfied")
 
 
 def _position(claim_checks: list[Check], check: Check) -> int:

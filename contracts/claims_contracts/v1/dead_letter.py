@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from enum import StrEnum
 from typing import Literal
 from uuid import UUID
@@ -29,6 +30,17 @@ class SourcePosition(OutboundModel):
     offset: int | None = None
     key_b64: str | None = Field(default=None, description="The message key, base64.")
     file_line: int | None = Field(default=None, description="1-based line number, for file input.")
+
+    @classmethod
+    def of_record(cls, topic: str, partition: int, offset: int, key: bytes | None) -> SourcePosition:
+        """The position of a Kafka record, its key kept as base64."""
+        key_b64 = base64.b64encode(key).decode("ascii") if key is not None else None
+        return cls(topic=topic, partition=partition, offset=offset, key_b64=key_b64)
+
+    @property
+    def key(self) -> bytes | None:
+        """The record's key as bytes (None for file input or an unkeyed record)."""
+        return base64.b64decode(self.key_b64) if self.key_b64 is not None else None
 
 
 class ErrorDetail(OutboundModel):

@@ -1,4 +1,4 @@
-"""`python -m worker.docs`: rewrite the generated parts of docs/operations.md."""
+"""`python -m worker.dev.docs`: rewrite the generated parts of docs/operations.md."""
 
 from __future__ import annotations
 

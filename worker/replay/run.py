@@ -10,25 +10,25 @@ file. It does not need Faust's per-event machinery: a plain consumer, the same
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from claims_contracts.v1 import SourcePosition
 from worker.adjudication import PolicyBook
+from worker.connection import KafkaConnection
 from worker.processor import DeadLettered, Decided, Processor
-from worker.progress import Progress
-
-BATCH_RECORDS = 2000
+from worker.replay.comparison import summarize
+from worker.replay.progress import Progress
+from worker.replay.seeking import BATCH_RECORDS, end_offsets, offsets_for_time, scan_for_time, timestamp_at
+from worker.replay.sinks import FileSink, Sink, TopicSink
 
 
 @dataclass
@@ -77,196 +77,6 @@ def to_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-# --- seeking by time ----------------------------------------------------------------------------
-
-
-class OffsetsConsumer(Protocol):
-    """The part of the consumer that seeking by time needs."""
-
-    async def offsets_for_times(self, timestamps: dict[TopicPartition, int]) -> dict[TopicPartition, Any]:
-        """The broker's offset-for-time lookup."""
-        ...
-
-
-async def offsets_for_time(
-    consumer: OffsetsConsumer,
-    tps: Iterable[TopicPartition],
-    when_ms: int,
-    *,
-    bounds: dict[TopicPartition, tuple[int, int]],
-    scan: Callable[[TopicPartition, int, int, int], Awaitable[int]],
-    timestamp_at: Callable[[TopicPartition, int], Awaitable[int | None]],
-) -> tuple[dict[TopicPartition, int], str]:
-    """The first offset of each partition whose record timestamp is at or after `when_ms`.
-
-    Asks the broker first (ListOffsets by timestamp), then checks its answer against
-    the records: the record at the answer must be at or after the time and the one
-    before it earlier (an empty answer: the last record must be earlier). Where the
-    answer fails the check (the embedded broker answers offset 0 whatever is asked),
-    the records' timestamps are scanned instead.
-
-    Returns:
-        The offsets, and which method found them: "broker" or "scan".
-    """
-    wanted = list(tps)
-    try:
-        answer = await consumer.offsets_for_times(dict.fromkeys(wanted, when_ms))
-    except Exception:  # noqa: BLE001 - an unsupported lookup falls back to scanning
-        answer = None
-    if answer is not None:
-        found: dict[TopicPartition, int] = {}
-        for tp in wanted:
-            begin, end = bounds[tp]
-            entry = answer.get(tp)
-            offset = end if entry is None else int(entry.offset)
-            if await _answer_holds(tp, offset, when_ms, begin, end, timestamp_at):
-                found[tp] = offset
-        if len(found) == len(wanted):
-            return found, "broker"
-    scanned = {}
-    for tp in wanted:
-        begin, end = bounds[tp]
-        scanned[tp] = await scan(tp, when_ms, begin, end)
-    return scanned, "scan"
-
-
-async def _answer_holds(
-    tp: TopicPartition,
-    offset: int,
-    when_ms: int,
-    begin: int,
-    end: int,
-    timestamp_at: Callable[[TopicPartition, int], Awaitable[int | None]],
-) -> bool:
-    if not begin <= offset <= end:
-        return False
-    if offset < end:
-        at = await timestamp_at(tp, offset)
-        if at is None or at < when_ms:
-            return False
-    if offset > begin:
-        before = await timestamp_at(tp, offset - 1)
-        if before is None or before >= when_ms:
-            return False
-    return True
-
-
-async def timestamp_at(servers: list[str], tp: TopicPartition, offset: int) -> int | None:
-    """The timestamp of the record at an offset, or None when there is none."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        consumer.seek(tp, offset)
-        for _ in range(3):
-            batch = await consumer.getmany(tp, timeout_ms=1000, max_records=1)
-            for message in batch.get(tp, []):
-                return int(message.timestamp) if message.offset == offset else None
-        return None
-    finally:
-        await consumer.stop()
-
-
-async def scan_for_time(servers: list[str], tp: TopicPartition, when_ms: int, begin: int, end: int) -> int:
-    """Read a partition from `begin` to the first record with a timestamp at or after `when_ms`.
-
-    Linear, because CreateTime need not be monotonic within a partition: this is the
-    same answer Kafka's own lookup gives (the earliest offset at or after the time).
-    """
-    if begin >= end:
-        return end
-    consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        consumer.seek(tp, begin)
-        while True:
-            batch = await consumer.getmany(tp, timeout_ms=1000, max_records=BATCH_RECORDS)
-            for message in batch.get(tp, []):
-                if message.offset >= end:
-                    return end
-                if message.timestamp >= when_ms:
-                    return int(message.offset)
-            if not batch and await consumer.position(tp) >= end:
-                return end
-    finally:
-        await consumer.stop()
-
-
-async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-    """The end offset (exclusive) of each partition, checked against the fetch high watermark.
-
-    Kafka answers ListOffsets(latest) with the high watermark; the embedded broker
-    answers it wrongly (1 for a partition of 1,000 records), while its fetch responses
-    carry the right high watermark. Taking the larger of the two is right for both.
-    Moves the consumer's positions: seek afterwards.
-    """
-    listed = await consumer.end_offsets(tps)
-    begin = await consumer.beginning_offsets(tps)
-    nonempty = [tp for tp in tps if listed[tp] > begin[tp]]
-    for tp in nonempty:
-        consumer.seek(tp, max(listed[tp] - 1, begin[tp]))
-    for _ in range(5):
-        if all(consumer.highwater(tp) is not None for tp in nonempty):
-            break
-        await consumer.getmany(*nonempty, timeout_ms=500, max_records=1)
-    return {tp: max(listed[tp], consumer.highwater(tp) or 0) for tp in tps}
-
-
-# --- sinks --------------------------------------------------------------------------------------
-
-
-class Sink(Protocol):
-    """Where replay outputs go."""
-
-    async def write(self, items: list[tuple[bytes | None, bytes]]) -> None:
-        """Write (key, value) pairs; return when they are durable."""
-        ...
-
-    async def close(self) -> None:
-        """Flush and release."""
-        ...
-
-
-class TopicSink:
-    """Writes outputs to a topic of the replay's own."""
-
-    def __init__(self, servers: list[str], topic: str) -> None:
-        self.topic = topic
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=servers, linger_ms=20, max_batch_size=1024 * 1024, max_request_size=3 * 1024 * 1024
-        )
-
-    async def start(self) -> None:
-        """Connect the producer."""
-        await self.producer.start()
-
-    async def write(self, items: list[tuple[bytes | None, bytes]]) -> None:
-        """Send and wait for every acknowledgement."""
-        futures = [await self.producer.send(self.topic, value, key=key) for key, value in items]
-        await asyncio.gather(*futures)
-
-    async def close(self) -> None:
-        """Flush and stop the producer."""
-        await self.producer.stop()
-
-
-class FileSink:
-    """Appends outputs as JSON lines to a file."""
-
-    def __init__(self, path: Path) -> None:
-        self.handle = path.open("ab")
-
-    async def write(self, items: list[tuple[bytes | None, bytes]]) -> None:
-        """Append and flush."""
-        self.handle.write(b"".join(value + b"\n" for _, value in items))
-        self.handle.flush()
-
-    async def close(self) -> None:
-        """Close the file."""
-        self.handle.close()
-
-
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -284,17 +94,6 @@ class ReplayResult:
     """source_event_id -> what was decided (for the comparison report)."""
 
 
-def summarize(output: dict[str, Any]) -> dict[str, Any]:
-    """The part of an output event a comparison needs (small, to bound memory)."""
-    return {
-        "claim_id": output.get("claim_id"),
-        "event_id": output.get("event_id"),
-        "event_type": output.get("event_type"),
-        "lines": {str(line["line_number"]): f"{line['outcome']}:{line['rule']}" for line in output.get("lines", [])},
-        "body": json.dumps({k: v for k, v in output.items() if k != "decided_at"}, sort_keys=True),
-    }
-
-
 class Replayer:
     """Runs one replay plan."""
 
@@ -303,11 +102,14 @@ class Replayer:
         plan: ReplayPlan,
         policies: PolicyBook,
         *,
+        connection: KafkaConnection | None = None,
         state_path: Path | None = None,
         progress_stream: Any = None,
         keep_summaries: bool = True,
     ) -> None:
         self.plan = plan
+        self.connection = connection
+        """How to reach the brokers (None: a file-to-file replay needs none)."""
         self.processor = Processor(policies, pinned_version=plan.policy_version)
         self.state_path = state_path
         self.progress_stream = progress_stream
@@ -329,8 +131,7 @@ class Replayer:
             return result.event.claim_id.encode(), value
         if isinstance(result, DeadLettered):
             self.dead_letters += 1
-            key = base64_key(position.key_b64)
-            return key, result.record.model_dump_json().encode()
+            return position.key, result.record.model_dump_json().encode()
         return None  # the same event id earlier in the range: decided once, as the live worker does
 
     async def run(self) -> ReplayResult:
@@ -360,13 +161,14 @@ class Replayer:
         if self.plan.output_file is not None:
             return FileSink(Path(self.plan.output_file))
         assert self.plan.output_topic is not None  # noqa: S101 - the command line requires one output
-        sink = TopicSink(self._servers(), self.plan.output_topic)
+        sink = TopicSink(self._connection(), self.plan.output_topic)
         await sink.start()
         return sink
 
-    def _servers(self) -> list[str]:
-        assert self.plan.bootstrap_servers is not None  # noqa: S101 - checked by the caller
-        return [s.strip() for s in self.plan.bootstrap_servers.split(",") if s.strip()]
+    def _connection(self) -> KafkaConnection:
+        if self.connection is None:
+            raise RuntimeError("replaying from or to a topic needs a broker connection")
+        return self.connection
 
     def _save(self) -> None:
         if self.state_path is not None:
@@ -402,9 +204,8 @@ class Replayer:
 
     async def _from_topic(self, sink: Sink) -> str:
         assert self.plan.source_topic is not None  # noqa: S101
-        servers = self._servers()
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=servers,
+        connection = self._connection()
+        consumer = connection.consumer(
             group_id=None,  # no group: nothing is committed, the live group is untouched
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -429,7 +230,7 @@ class Replayer:
             begin = await consumer.beginning_offsets(tps)
             end = await end_offsets(consumer, tps)
             bounds = {tp: (begin[tp], end[tp]) for tp in tps}
-            starts, ends, method = await self._range(consumer, tps, bounds, servers)
+            starts, ends, method = await self._range(consumer, tps, bounds, connection)
             total = sum(max(ends[tp] - starts[tp], 0) for tp in tps)
             progress = Progress(total, "replay", stream=self.progress_stream)
             position = dict(starts)
@@ -444,12 +245,9 @@ class Replayer:
                     for message in messages:
                         if message.offset >= ends[tp]:
                             break
-                        key_b64 = _b64(message.key)
                         out = self._decide(
                             message.value or b"",
-                            SourcePosition(
-                                topic=tp.topic, partition=tp.partition, offset=message.offset, key_b64=key_b64
-                            ),
+                            SourcePosition.of_record(tp.topic, tp.partition, message.offset, message.key),
                         )
                         if out is not None:
                             items.append(out)
@@ -476,16 +274,16 @@ class Replayer:
         consumer: AIOKafkaConsumer,
         tps: list[TopicPartition],
         bounds: dict[TopicPartition, tuple[int, int]],
-        servers: list[str],
+        connection: KafkaConnection,
     ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int], str]:
         plan = self.plan
         method = "offsets"
 
         async def scan(tp: TopicPartition, when: int, begin: int, end: int) -> int:
-            return await scan_for_time(servers, tp, when, begin, end)
+            return await scan_for_time(connection, tp, when, begin, end)
 
         async def stamp(tp: TopicPartition, offset: int) -> int | None:
-            return await timestamp_at(servers, tp, offset)
+            return await timestamp_at(connection, tp, offset)
 
         if plan.end_offsets:
             ends = {tp: plan.end_offsets[str(tp.partition)] for tp in tps}
@@ -511,12 +309,3 @@ class Replayer:
             starts = {tp: bounds[tp][0] for tp in tps}
         plan.end_offsets = {str(tp.partition): ends[tp] for tp in tps}
         return starts, ends, method
-
-
-def _b64(data: bytes | None) -> str | None:
-    return base64.b64encode(data).decode("ascii") if data is not None else None
-
-
-def base64_key(key_b64: str | None) -> bytes | None:
-    """Decode a base64 key back to bytes."""
-    return base64.b64decode(key_b64) if key_b64 is not None else None

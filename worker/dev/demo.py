@@ -13,29 +13,21 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-from worker import topics
-from worker.devbroker import start_broker
-from worker.progress import Progress
+from worker.connection import KafkaConnection
+from worker.dev.broker import free_port, start_broker
+from worker.replay.progress import Progress
+from worker.samples import publish, sample_claims
 from worker.settings import Settings
-
-
-def sample_claims() -> list[bytes]:
-    """The bundled sample claim events (one per rule, plus two unreadable ones), as raw lines."""
-    text = resources.files("worker").joinpath("samples/claims.jsonl").read_bytes()
-    return [line for line in text.splitlines() if line.strip()]
+from worker.stream import topics
 
 
 def table(outputs: Iterable[dict[str, Any]]) -> str:
@@ -55,30 +47,13 @@ def table(outputs: Iterable[dict[str, Any]]) -> str:
     return "\n".join(text) + "\n"
 
 
-async def _publish(settings: Settings, claims: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.broker_list)
-    await producer.start()
-    try:
-        futures = []
-        for raw in claims:
-            try:
-                key = json.loads(raw)["claim"]["claim_id"].encode()
-            except (ValueError, KeyError, TypeError):
-                key = None
-            futures.append(await producer.send(settings.input_topic, raw, key=key))
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-
 async def _collect(
     settings: Settings, expected: int, timeout: float, worker: subprocess.Popen[bytes]
 ) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(
+    consumer = KafkaConnection.from_settings(settings).consumer(
         settings.adjudicated_topic,
         settings.pended_topic,
         settings.dead_letter_topic,
-        bootstrap_servers=settings.broker_list,
         auto_offset_reset="earliest",
         group_id=None,
     )
@@ -95,12 +70,6 @@ async def _collect(
     finally:
         await consumer.stop()
     return outputs
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> int:
@@ -124,26 +93,21 @@ def main() -> int:
     try:
         print(f"broker: {broker.kind} at {broker.bootstrap_servers}", file=sys.stderr)
         asyncio.run(topics.ensure(settings))
-        asyncio.run(_publish(settings, claims))
+        asyncio.run(publish(settings, claims))
         print(f"published {len(claims)} claim events to {settings.input_topic}", file=sys.stderr)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMS_")}
-        env.update(
-            {
-                "CLAIMS_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-                "CLAIMS_GROUP_ID": settings.group_id,
-                "CLAIMS_INPUT_TOPIC": settings.input_topic,
-                "CLAIMS_ADJUDICATED_TOPIC": settings.adjudicated_topic,
-                "CLAIMS_PENDED_TOPIC": settings.pended_topic,
-                "CLAIMS_DEAD_LETTER_TOPIC": settings.dead_letter_topic,
-                "CLAIMS_PARTITIONS": str(settings.partitions),
-                "CLAIMS_WEB_PORT": str(_free_port()),
-                "CLAIMS_WEB_HOST": "127.0.0.1",
-                "CLAIMS_SESSION_TIMEOUT_SECONDS": "6",
-                "CLAIMS_HEARTBEAT_INTERVAL_SECONDS": "1",
-                "CLAIMS_REBALANCE_TIMEOUT_SECONDS": "6",
-                "CLAIMS_AUDIT_LOG": str(audit_log),
+        worker_settings = settings.model_copy(
+            update={
+                "web_port": free_port(),
+                "web_host": "127.0.0.1",
+                # Tuned for a fast first join on one machine (KAFKA.md), instead of sleeping.
+                "session_timeout_seconds": 6.0,
+                "heartbeat_interval_seconds": 1.0,
+                "rebalance_timeout_seconds": 6.0,
+                "audit_log": str(audit_log),
             }
         )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMS_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+        env.update(worker_settings.environment())
         with (workdir / "worker.stderr").open("wb") as stderr:
             worker = subprocess.Popen([sys.executable, "-m", "worker", "run"], env=env, stderr=stderr)
         print("worker started; waiting for decisions ...", file=sys.stderr)

@@ -9,12 +9,24 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
-from worker.replay import end_offsets, summarize
+from worker.connection import KafkaConnection
+from worker.replay.seeking import end_offsets
 
 SAMPLE_CLAIMS = 20
 """Claim ids listed per change in the Markdown summary (the JSON lists them all)."""
+
+
+def summarize(output: dict[str, Any]) -> dict[str, Any]:
+    """The part of an output event a comparison needs (small, to bound memory)."""
+    return {
+        "claim_id": output.get("claim_id"),
+        "event_id": output.get("event_id"),
+        "event_type": output.get("event_type"),
+        "lines": {str(line["line_number"]): f"{line['outcome']}:{line['rule']}" for line in output.get("lines", [])},
+        "body": json.dumps({k: v for k, v in output.items() if k != "decided_at"}, sort_keys=True),
+    }
 
 
 def load_file(path: Path) -> Iterable[dict[str, Any]]:
@@ -25,9 +37,9 @@ def load_file(path: Path) -> Iterable[dict[str, Any]]:
                 yield json.loads(raw)
 
 
-async def load_topics(servers: list[str], topics: list[str]) -> list[dict[str, Any]]:
+async def load_topics(connection: KafkaConnection, topics: list[str]) -> list[dict[str, Any]]:
     """Every message of some topics, from the beginning to the end offsets seen at start."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False)
+    consumer = connection.consumer(group_id=None, enable_auto_commit=False)
     await consumer.start()
     out: list[dict[str, Any]] = []
     try:
@@ -54,7 +66,7 @@ async def load_topics(servers: list[str], topics: list[str]) -> list[dict[str, A
     return out
 
 
-def load_recorded(sources: list[str], servers: list[str] | None) -> dict[str, dict[str, Any]]:
+def load_recorded(sources: list[str], connection: KafkaConnection | None) -> dict[str, dict[str, Any]]:
     """Recorded decisions by source event id, from files (paths that exist) or topics."""
     events: list[dict[str, Any]] = []
     topics = []
@@ -65,9 +77,9 @@ def load_recorded(sources: list[str], servers: list[str] | None) -> dict[str, di
         else:
             topics.append(source)
     if topics:
-        if not servers:
+        if connection is None:
             raise RuntimeError(f"comparing with topics {topics} needs a broker")
-        events.extend(asyncio.run(load_topics(servers, topics)))
+        events.extend(asyncio.run(load_topics(connection, topics)))
     return {
         str(event["source_event_id"]): summarize(event)
         for event in events

@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel, ConfigDict
 
+from worker.connection import KafkaConnection
 from worker.settings import Settings
 
 TABLES = ("claims",)
@@ -55,8 +56,9 @@ def changelog_topic(settings: Settings, table: str) -> str:
 
 
 def declared(path: Path | None = None) -> tuple[_TopicEntry, ...]:
-    """The topic declarations (`worker/topics.yaml` by default), validated."""
-    text = path.read_text() if path is not None else resources.files("worker").joinpath("topics.yaml").read_text()
+    """The topic declarations (`worker/stream/topics.yaml` by default), validated."""
+    bundled = resources.files("worker.stream").joinpath("topics.yaml")
+    text = path.read_text() if path is not None else bundled.read_text()
     entries = _TopicFile.model_validate(yaml.safe_load(text)).topics
     missing = {"input", "adjudicated", "pended", "dead_letter", "changelog"} - {entry.role for entry in entries}
     if missing:
@@ -95,9 +97,7 @@ async def check_brokers(settings: Settings, timeout: float = 15.0) -> None:
 
 
 def _admin(settings: Settings) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(
-        bootstrap_servers=settings.broker_list, request_timeout_ms=15000, **settings.client_security()
-    )
+    return KafkaConnection.from_settings(settings).admin(request_timeout_ms=15000)
 
 
 async def ensure(settings: Settings, specs: list[TopicSpec] | None = None) -> dict[str, str]:

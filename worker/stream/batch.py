@@ -14,16 +14,15 @@ Batches are still delivered one after the other, in order.
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from claims_contracts.v1 import SourcePosition
 from worker import audit
-from worker.metrics import Metrics
 from worker.processor import DeadLettered, Decided, Processor, Redelivered
+from worker.stream.metrics import Metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +105,6 @@ class StreamHandler:
         """Seconds the batch in hand has waited for its acknowledgements (0 when none waits)."""
         return 0.0 if self._delivering_since is None else now - self._delivering_since
 
-    async def handle_batch(self, batch: Sequence[Incoming]) -> None:
-        """Decide and publish a batch; return only when every output is acknowledged."""
-        await self.deliver(self.prepare(batch))
-
     def prepare(self, batch: Sequence[Incoming]) -> list[Outgoing]:
         """Decide a batch: one output per input, recorded in the claim history but not yet sent.
 
@@ -121,7 +116,10 @@ class StreamHandler:
             self.metrics.events_in.labels(incoming.topic).inc()
             if self.scope is not None:
                 self.scope.partition = incoming.partition
-            result = self.processor.process(incoming.value, _position(incoming))
+            result = self.processor.process(
+                incoming.value,
+                SourcePosition.of_record(incoming.topic, incoming.partition, incoming.offset, incoming.key),
+            )
             if isinstance(result, Redelivered) or (
                 isinstance(result, Decided) and result.claim.event_id in self._undelivered
             ):
@@ -208,51 +206,5 @@ class StreamHandler:
             self.on_progress(item.incoming)
 
 
-def _position(incoming: Incoming) -> SourcePosition:
-    return SourcePosition(
-        topic=incoming.topic,
-        partition=incoming.partition,
-        offset=incoming.offset,
-        key_b64=base64.b64encode(incoming.key).decode("ascii") if incoming.key is not None else None,
-    )
-
-
 async def _failed(error: BaseException) -> Any:
     raise error
-
-
-class TableView(MutableMapping[str, Any]):
-    """A Faust table seen as a mapping whose changelog partition is the input's.
-
-    Faust picks a table's changelog partition from the event being iterated; a
-    batch has many events, so the partition is set explicitly (`partition`) for
-    each claim. State written while processing partition P lives in changelog P
-    and is recovered by whichever worker owns P.
-    """
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-        self.partition = 0
-
-    def __getitem__(self, key: str) -> Any:
-        return self.table.data[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.table.data[key] = value
-        self.table.send_changelog(self.partition, key, value)
-
-    def __delitem__(self, key: str) -> None:
-        del self.table.data[key]
-        self.table.send_changelog(self.partition, key, None, value_serializer="raw")
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.table.data)
-
-    @property
-    def backing(self) -> dict[str, Any] | None:
-        """The dict under the table when its store keeps it in memory, for compaction; else None."""
-        inner = getattr(self.table.data, "data", None)
-        return inner if isinstance(inner, dict) else None
-
-    def __len__(self) -> int:
-        return len(self.table.data)

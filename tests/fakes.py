@@ -1,0 +1,29 @@
+"""Fakes of what leaves the process, shared by the test tiers ("mock anything that leaves the process")."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+
+class FakePublisher:
+    """Acknowledges sends, or fails the first `failures` rounds of them."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.sent: list[tuple[str, bytes | None, bytes]] = []
+        self.attempts = 0
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+        self.attempts += 1
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.failures > 0:
+            future.set_exception(ConnectionError("broker unreachable"))
+        else:
+            self.sent.append((topic, key, value))
+            future.set_result(None)
+        return future
+
+    def round_done(self) -> None:
+        self.failures = max(self.failures - 1, 0)

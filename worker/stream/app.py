@@ -1,0 +1,188 @@
+"""The composition root: settings in, a Faust app with its agent, table and pages out."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from worker import audit
+from worker.adjudication import PolicyBook
+from worker.connection import KafkaConnection
+from worker.heap import settle_heap
+from worker.history import ClaimHistory
+from worker.policy_files import load_policy_book
+from worker.processor import Processor
+from worker.settings import Settings
+from worker.stream.agent import register_agent
+from worker.stream.batch import Incoming, StreamHandler, Topics
+from worker.stream.faust_quirks import BoundedWorker, TableView, guard_consumer
+from worker.stream.health import BrokerProbe, Runtime, serve_health
+from worker.stream.metrics import Metrics
+from worker.stream.offsets import GapCheck, GapReader
+from worker.stream.topics import TABLES
+
+
+class FaustPublisher:
+    """Publishes through the Faust app's producer (keyed, default partitioner)."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+        """Enqueue one message; the result completes on the broker's acknowledgement."""
+        fut: Awaitable[Any] = await self.app.producer.send(topic, key, value, None, None, None)
+        return fut
+
+
+def faust_credentials(connection: KafkaConnection) -> Any:
+    """The connection's security as Faust's credentials (None for PLAINTEXT)."""
+    if connection.sasl_mechanism is not None:
+        return faust.SASLCredentials(
+            username=connection.sasl_username,
+            password=connection.sasl_password,
+            mechanism=connection.sasl_mechanism,
+            ssl_context=connection.ssl_context,
+        )
+    if connection.ssl_context is not None:
+        return faust.SSLCredentials(connection.ssl_context)
+    return None
+
+
+def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[faust.App, Runtime]:
+    """Build the Faust app: topics, table, the adjudication agent, health and metrics pages.
+
+    Args:
+        settings: the worker's settings.
+        policies: the policy book, when the caller has loaded it already (start-up checks it).
+    """
+    if policies is None:
+        policies = load_policy_book(settings.policy_dir)
+    connection = KafkaConnection.from_settings(settings)
+    metrics = Metrics()
+    runtime = Runtime(metrics, stall_seconds=settings.ready_timeout_seconds * 2)
+    datadir = Path(tempfile.gettempdir()) / "claims-worker" / settings.group_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.group_id,
+        broker="kafka://" + ";".join(connection.servers),
+        broker_credentials=faust_credentials(connection),
+        store="memory://",
+        autodiscover=False,
+        datadir=str(datadir),
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        processing_guarantee=settings.processing_guarantee,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.heartbeat_interval_seconds,
+        broker_rebalance_timeout=settings.rebalance_timeout_seconds,
+        producer_linger=settings.producer_linger_ms / 1000,
+        producer_max_request_size=3 * 1024 * 1024,
+        web_enabled=True,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+    )
+    source = app.topic(settings.input_topic, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    # Before anything creates the consumer: the input topic's offsets are checked by us, not Faust.
+    guard_consumer(app, settings.input_topic, fetch_max_wait_ms=settings.fetch_max_wait_ms)
+    (table_name,) = TABLES
+    table = app.Table(
+        table_name,
+        default=None,
+        partitions=settings.partitions,
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+    )
+    view = TableView(table)
+    history = ClaimHistory(view, max_claims=settings.history_max_claims)
+
+    @table.on_recover
+    async def rebuild_indexes() -> None:
+        # Recovery (after every rebalance) replaced the table's contents underneath us.
+        history.rebuild()
+
+    def progress(incoming: Incoming) -> None:
+        runtime.last_offsets[incoming.partition] = incoming.offset
+
+    handler = StreamHandler(
+        Processor(policies, history=history, max_input_bytes=settings.max_input_bytes),
+        FaustPublisher(app),
+        Topics(settings.adjudicated_topic, settings.pended_topic, settings.dead_letter_topic),
+        metrics,
+        scope=view,  # the claim table's changelog partition follows the input's
+        on_progress=progress,
+    )
+    runtime.handler = handler
+    reader = GapReader(connection, settings.input_topic, read_committed=settings.processing_guarantee == "exactly_once")
+    gaps = GapCheck(app, settings.input_topic, reader, metrics)
+    runtime.agent = register_agent(
+        app, source, handler, gaps, batch_size=settings.batch_size, within_seconds=settings.batch_within_seconds
+    )
+    probe = BrokerProbe(connection, settings.ready_timeout_seconds)
+    serve_health(app, runtime, probe, input_topic=settings.input_topic, probe_seconds=settings.ready_probe_seconds)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust's signal stubs want a sync signature
+    async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+        runtime.assigned = {(tp.topic, tp.partition) for tp in assigned}
+        gaps.forget()
+        runtime.joined = True
+        mine = sorted(p for t, p in runtime.assigned if t == settings.input_topic)
+        audit.lifecycle("worker.partitions_assigned", partitions=mine, group_id=settings.group_id)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust's signal stubs want a sync signature
+    async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        gone = sorted(tp.partition for tp in revoked if tp.topic == settings.input_topic)
+        gaps.forget()
+        audit.lifecycle("worker.partitions_revoked", partitions=gone, group_id=settings.group_id)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust's signal stubs want a sync signature
+    async def close_clients(sender: Any, **_: Any) -> None:
+        await gaps.close()
+        await probe.close()
+
+    return app, runtime
+
+
+def run(settings: Settings, policies: PolicyBook | None = None) -> int:
+    """Run the worker until SIGTERM or SIGINT; return the exit status."""
+    app, _runtime = build_app(settings, policies)
+    audit.lifecycle(
+        "worker.starting",
+        group_id=settings.group_id,
+        input_topic=settings.input_topic,
+        broker=settings.bootstrap_servers,
+        processing_guarantee=settings.processing_guarantee,
+        web_port=settings.web_port,
+    )
+    settle_heap()  # the code set and the policy book are loaded by now
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    BoundedWorker.grace_seconds = settings.shutdown_grace_seconds
+    worker = BoundedWorker(
+        app,
+        loop=loop,
+        loglevel=settings.log_level,
+        override_logging=False,
+        quiet=True,
+        redirect_stdouts=False,
+        # The audit log owns stdout; the framework's console output (banner, cursor codes) goes to stderr.
+        stdout=sys.stderr,
+    )
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 0
+    else:
+        code = 0
+    audit.lifecycle("worker.stopped", error=None if code == 0 else f"exit {code}")
+    if code != 0:
+        print(f"claims-worker: error: the worker stopped with status {code}; the audit log says why", file=sys.stderr)
+    return code

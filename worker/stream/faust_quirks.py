@@ -1,0 +1,206 @@
+"""Every Faust private the worker touches, and every Faust behaviour it works around, in one place.
+
+faust-streaming 0.15.x. Each entry names what Faust does and why the worker cannot
+live with it; when an upgrade changes Faust, this module is what to read again.
+
+- `guard_consumer`: Faust commits across offset jumps it made itself, and one offset
+  past the committed one (see `worker.stream.offsets`); it also fixes the fetch wait at
+  1,500 ms with no setting.
+- `hold_until_delivered` / `release`: `take_events` acks a batch in a `finally`, and
+  the stream's drainer acks what it still pulls, so outputs never sent are committed past.
+- `TableView`: Faust picks a table's changelog partition from the event being iterated,
+  one per batch.
+- `BoundedWorker`: a worker whose agent keeps crashing ignored SIGTERM for over an hour.
+- `let_batches_queue`: the producer buffer makes the stream wait at 100 pending messages,
+  warning each time.
+- `committed_offset`, `confirm_gap`: no public accessor for the committed offset.
+- The agent runs with `concurrency=1`: more than one can commit past an event still in
+  flight (faust-streaming issue #606; `worker.stream.agent`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from worker import audit
+
+
+def guard_consumer(app: Any, input_topic: str, *, fetch_max_wait_ms: int | None = None) -> None:
+    """Install the guarded consumer class on the app's transport (before the consumer exists).
+
+    The guarded consumer stops treating jumps in the input topic's offsets as acknowledged,
+    and refuses to commit past an offset that is neither acknowledged nor a confirmed gap.
+
+    Args:
+        app: the Faust app.
+        input_topic: the topic whose offsets are guarded.
+        fetch_max_wait_ms: the longest a fetch waits on the broker for data; Faust fixes it at
+            1,500 ms. A broker that does not answer a waiting fetch when data arrives (the
+            embedded one) then adds up to that much latency to every claim.
+    """
+    base: Any = app.transport.Consumer
+
+    class GuardedConsumer(base):  # type: ignore[misc]  # a class chosen at run time
+        """Faust's consumer, strict about the input topic's offsets."""
+
+        async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+            # Faust calls this for every jump it sees, including jumps over records it dropped
+            # itself; for the input topic the agent verifies the jump and calls `confirm_gap`.
+            if tp.topic != input_topic:
+                await super()._add_gap(tp, offset_from, offset_to)
+
+        async def confirm_gap(self, tp: Any, start: int, end: int) -> None:
+            """Acknowledge offsets [start, end): each was decided or holds no record."""
+            if end > start:
+                await super()._add_gap(tp, start, end - 1)
+
+        def _new_offset(self, tp: Any) -> int | None:
+            # Faust commits when the first acknowledged offset is at most one past the committed
+            # one, so a single missing offset there is committed past. Require it to be exact.
+            if tp.topic == input_topic:
+                committed = self._committed_offset[tp]
+                acked = self._acked[tp]
+                if (
+                    committed is not None
+                    and acked
+                    and min(acked) != committed
+                    and not self._gap[tp].overlaps_point(committed)
+                ):
+                    return None
+            result: int | None = super()._new_offset(tp)
+            return result
+
+        def _new_consumer_thread(self) -> Any:
+            thread = super()._new_consumer_thread()
+            if fetch_max_wait_ms is not None:
+                create = thread._create_worker_consumer
+
+                def create_with_wait(transport: Any) -> Any:
+                    consumer = create(transport)
+                    consumer._fetch_max_wait_ms = fetch_max_wait_ms  # read when the consumer starts
+                    return consumer
+
+                thread._create_worker_consumer = create_with_wait
+            return thread
+
+    app.transport.Consumer = GuardedConsumer
+
+
+async def confirm_gap(app: Any, topic: str, partition: int, start: int, end: int) -> None:
+    """Let the guarded consumer commit past offsets [start, end) (`guard_consumer`)."""
+    await app.consumer.confirm_gap(TP(topic, partition), start, end)
+
+
+def committed_offset(app: Any, topic: str, partition: int) -> int | None:
+    """The consumer's committed offset of an input partition, as Faust knows it (no public accessor)."""
+    value: int | None = app.consumer._committed_offset.get(TP(topic, partition))
+    return value
+
+
+def hold_until_delivered(stream: Any) -> None:
+    """Give every message an extra reference the moment it enters the stream.
+
+    Faust acknowledges events the agent never finished: `take_events` acks its batch in a
+    `finally` (also when a shutdown cancels the agent mid-batch), and once it exits the
+    stream's passive drainer acks whatever it still pulls from the channel. Faust then
+    commits past inputs whose outputs were never sent. The extra reference is released by
+    `release` only after the batch is delivered, so no stray ack makes an unprocessed message
+    final. The processor runs before `take_events`' own handling.
+    """
+
+    def hold(value: Any) -> Any:
+        event = stream.current_event
+        if event is not None:
+            event.message.incref()
+        return value
+
+    stream.add_processor(hold)
+
+
+def release(events: list[Any]) -> None:
+    """Drop the references `hold_until_delivered` took, once the batch's outputs are acknowledged.
+
+    With an ack, not a bare decref: `take_events` has usually acked the batch already (it
+    does when the next batch is asked for), and only the ack that brings the count to zero
+    marks the offset safe to commit.
+    """
+    for event in events:
+        event.ack()
+
+
+def let_batches_queue(app: Any, batch_size: int) -> None:
+    """Let a whole batch's table writes queue in the producer's buffer.
+
+    About one table write per claim: Faust's default (100 pending) makes the stream wait for
+    the buffer to ebb every few claims, warning each time.
+    """
+    app.producer.buffer.max_messages = batch_size * 4
+
+
+class TableView(MutableMapping[str, Any]):
+    """A Faust table seen as a mapping whose changelog partition is set by the caller.
+
+    Faust picks a table's changelog partition from the event being iterated; a batch has
+    many events, so the partition is set explicitly (`partition`) before each write.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.partition = 0
+
+    def __getitem__(self, key: str) -> Any:
+        return self.table.data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.table.data[key] = value
+        self.table.send_changelog(self.partition, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        del self.table.data[key]
+        self.table.send_changelog(self.partition, key, None, value_serializer="raw")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table.data)
+
+    def __len__(self) -> int:
+        return len(self.table.data)
+
+    @property
+    def backing(self) -> dict[str, Any] | None:
+        """The dict under the table when its store keeps it in memory, for compaction; else None."""
+        inner = getattr(self.table.data, "data", None)
+        return inner if isinstance(inner, dict) else None
+
+
+class BoundedWorker(faust.Worker):
+    """A Faust worker whose shutdown cannot outlast the grace period.
+
+    On the first SIGTERM or SIGINT, Faust stops fetching, lets the agent finish the
+    batch in hand (its outputs acknowledged), commits and leaves the group. A
+    watchdog bounds it: past `grace_seconds` the process exits with status 70, so a
+    stuck agent can never hold a pod past its termination grace period. The
+    uncommitted input is redelivered to the group, and outputs are idempotent.
+    """
+
+    grace_seconds: float = 20.0
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        if not self._signal_stop_time:
+            audit.lifecycle("worker.stopping", duration_s=self.grace_seconds)
+            timer = threading.Timer(self.grace_seconds, _hard_exit, args=(self.grace_seconds,))
+            timer.daemon = True
+            timer.start()
+        super()._schedule_shutdown(signal)
+
+
+def _hard_exit(grace: float) -> None:
+    audit.lifecycle("worker.stop_timed_out", duration_s=grace, error="shutdown exceeded the grace period")
+    sys.stdout.flush()
+    os._exit(70)
