@@ -28,7 +28,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.data import claims
-from worker.dev.broker import Broker, start_broker
+from worker.dev.broker import FAST_JOIN, Broker, start_broker
 from worker.settings import Settings
 from worker.stream import topics
 
@@ -173,9 +173,7 @@ class Run:
         settings = self.settings(group, output).model_copy(
             update={
                 "web_host": "127.0.0.1",
-                "session_timeout_seconds": 6.0,
-                "heartbeat_interval_seconds": 1.0,
-                "rebalance_timeout_seconds": 6.0,
+                **FAST_JOIN,
                 "audit_log": str(audit),
             }
         )

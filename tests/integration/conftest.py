@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from worker.connection import KafkaConnection
-from worker.dev.broker import Broker, free_port, start_broker
+from worker.dev.broker import FAST_JOIN, Broker, free_port, start_broker
 from worker.settings import Settings
 from worker.stream import topics
 
@@ -85,10 +85,7 @@ class Deployment:
             update={
                 "web_port": web_port,
                 "web_host": "127.0.0.1",
-                # Tuned for a fast first join on one machine (KAFKA.md), instead of sleeping.
-                "session_timeout_seconds": 6.0,
-                "heartbeat_interval_seconds": 1.0,
-                "rebalance_timeout_seconds": 6.0,
+                **FAST_JOIN,
                 "batch_within_seconds": 0.02,
             }
         )

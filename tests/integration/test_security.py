@@ -21,7 +21,7 @@ import pytest
 from tests.integration.conftest import CLI, http_get, wait_for
 from tests.integration.tls import TlsTerminator, self_signed
 from worker.connection import KafkaConnection
-from worker.dev.broker import Broker, free_port, start_embedded
+from worker.dev.broker import FAST_JOIN, Broker, free_port, start_embedded
 from worker.samples import sample_claims
 from worker.settings import Settings
 
@@ -54,11 +54,8 @@ def secured(broker: Broker, cafile: Path, name: str) -> Settings:
         pended_topic=f"{name}.pended",
         dead_letter_topic=f"{name}.dead-letter",
         partitions=2,
-        session_timeout_seconds=6,
-        heartbeat_interval_seconds=1,
-        rebalance_timeout_seconds=6,
         web_host="127.0.0.1",
-    )
+    ).model_copy(update=FAST_JOIN)
 
 
 def environment(settings: Settings) -> dict[str, str]:

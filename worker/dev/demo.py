@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.connection import KafkaConnection
-from worker.dev.broker import free_port, start_broker
+from worker.dev.broker import FAST_JOIN, free_port, start_broker
 from worker.replay.progress import Progress
 from worker.samples import publish, sample_claims
 from worker.settings import Settings
@@ -99,10 +99,7 @@ def main() -> int:
             update={
                 "web_port": free_port(),
                 "web_host": "127.0.0.1",
-                # Tuned for a fast first join on one machine (KAFKA.md), instead of sleeping.
-                "session_timeout_seconds": 6.0,
-                "heartbeat_interval_seconds": 1.0,
-                "rebalance_timeout_seconds": 6.0,
+                **FAST_JOIN,
                 "audit_log": str(audit_log),
             }
         )
