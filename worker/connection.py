@@ -34,6 +34,8 @@ class KafkaConnection:
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: str | None = None
+    compression_type: str | None = None
+    """Codec of the batches the producers write (None: uncompressed); every codec is read."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaConnection:
@@ -59,6 +61,7 @@ class KafkaConnection:
             sasl_mechanism=settings.sasl_mechanism if sasl else None,
             sasl_username=settings.sasl_username if sasl else None,
             sasl_password=settings.sasl_password.get_secret_value() if sasl and settings.sasl_password else None,
+            compression_type=None if settings.compression_type == "none" else settings.compression_type,
         )
 
     @classmethod
@@ -90,8 +93,8 @@ class KafkaConnection:
         return AIOKafkaConsumer(*topics, **self.options(), **options)
 
     def producer(self, **options: Any) -> AIOKafkaProducer:
-        """A producer (not started) with these brokers and security."""
-        return AIOKafkaProducer(**self.options(), **options)
+        """A producer (not started) with these brokers, security and compression."""
+        return AIOKafkaProducer(**self.options(), **{"compression_type": self.compression_type, **options})
 
     def admin(self, **options: Any) -> AIOKafkaAdminClient:
         """An admin client (not started) with these brokers and security."""

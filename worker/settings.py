@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     sasl_password: SecretStr | None = Field(default=None, description="SASL password (from a secret; never printed).")
     ssl_cafile: Path | None = Field(default=None, description="CA bundle for SSL and SASL_SSL.")
 
+    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        default="none",
+        description="Codec of the batches this worker and its tools produce (any codec is read).",
+    )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         default="at_least_once",
         description="exactly_once needs a broker with transactions (real Kafka), not the embedded one.",

@@ -86,6 +86,7 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
         broker_rebalance_timeout=settings.rebalance_timeout_seconds,
         producer_linger=settings.producer_linger_ms / 1000,
         producer_max_request_size=3 * 1024 * 1024,
+        producer_compression_type=connection.compression_type,
         web_enabled=True,
         web_port=settings.web_port,
         web_bind=settings.web_host,
