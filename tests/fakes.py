@@ -6,19 +6,25 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
+from aiokafka.errors import MessageSizeTooLargeError
+
 
 class FakePublisher:
     """Acknowledges sends, or fails the first `failures` rounds of them."""
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, failures: int = 0, *, max_bytes: int | None = None) -> None:
         self.failures = failures
+        self.max_bytes = max_bytes
+        """Refuse messages larger than this as Kafka does (MessageSizeTooLargeError), every time."""
         self.sent: list[tuple[str, bytes | None, bytes]] = []
         self.attempts = 0
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
         self.attempts += 1
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self.failures > 0:
+        if self.max_bytes is not None and len(value) + len(key or b"") > self.max_bytes:
+            future.set_exception(MessageSizeTooLargeError())
+        elif self.failures > 0:
             future.set_exception(ConnectionError("broker unreachable"))
         else:
             self.sent.append((topic, key, value))

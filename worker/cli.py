@@ -249,7 +249,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         report_dir.mkdir(parents=True, exist_ok=True)
         state_path = report_dir / "state.json"
     policies = _policies(plan.policy_dir, plan.policy_version)
-    replayer = Replayer(plan, policies, connection=connection, state_path=state_path)
+    from worker.stream.topics import max_message_bytes
+
+    # Dead letters sized as the worker sizes them for its dead-letter topic (a file takes any size).
+    limit = None if plan.output_file else max_message_bytes("dead_letter")
+    replayer = Replayer(plan, policies, connection=connection, dead_letter_max_bytes=limit, state_path=state_path)
     settle_heap()
     try:
         result = asyncio.run(replayer.run())

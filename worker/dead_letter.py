@@ -82,22 +82,75 @@ def too_large(size: int, limit: int) -> Unreadable:
     )
 
 
+RECORD_SLACK = 1024
+"""Bytes of a dead-letter message left for what is not the record's JSON: the Kafka key (at most
+`KEY_BYTES`), headers and the record's own framing in its batch."""
+
+KEY_BYTES = 256
+"""The longest input key a dead letter is keyed by; a longer one is replaced by its SHA-256."""
+
+KEY_KEPT = 1024
+"""Bytes of an input key kept in a dead letter's source position (the size and SHA-256 of the
+whole key are kept too)."""
+
+
+SUMMARY_BYTES = 16 * 1024
+"""A dead letter cut to its summary: when even the dead letter was refused for its size, what is
+sent keeps the errors, the size and the SHA-256 of the original, and only its first bytes."""
+
+
+def message_key(key: bytes | None) -> bytes | None:
+    """The key a dead letter is published with: the input key, or its SHA-256 when it is long."""
+    if key is None or len(key) <= KEY_BYTES:
+        return key
+    return hashlib.sha256(key).hexdigest().encode("ascii")
+
+
+def output_too_large(size: int, topic: str) -> Unreadable:
+    """The error for an output the producer or the broker refused for its size."""
+    return Unreadable(
+        DeadLetterKind.OUTPUT_TOO_LARGE,
+        [
+            ErrorDetail(
+                path="", message=f"an output of {size} bytes was refused by {topic} for its size", type="too_large"
+            )
+        ],
+    )
+
+
+def event_id_conflict(event_id: str, output_event_id: str, claim_id: str) -> Unreadable:
+    """The error for an input whose event id was already decided for other content."""
+    message = (
+        f"event_id {event_id} was already decided (output {output_event_id}) for other content;"
+        f" this input is claim {claim_id}"
+    )
+    return Unreadable(
+        DeadLetterKind.EVENT_ID_CONFLICT,
+        [ErrorDetail(path="event_id", message=message, type="event_id_conflict")],
+        source_event_id=event_id,
+    )
+
+
 def record(
     raw: bytes,
     unreadable: Unreadable,
     source: SourcePosition,
     *,
     dead_lettered_at: datetime,
-    keep_bytes: int,
+    max_record_bytes: int | None = None,
 ) -> DeadLetterRecord:
-    """Build the dead-letter record of an unreadable input.
+    """Build the dead-letter record of an unreadable input, small enough for its topic.
+
+    The original bytes are kept whole when the record fits `max_record_bytes`; otherwise
+    their first bytes are kept, with their size and SHA-256, and `original_truncated` says so.
 
     Args:
         raw: the original bytes.
         unreadable: why they cannot be adjudicated.
         source: where they came from.
         dead_lettered_at: now, from the edge's clock.
-        keep_bytes: how many of the original bytes to keep (the record must fit the topic).
+        max_record_bytes: the largest message the dead-letter topic takes (its
+            `max.message.bytes`); None keeps every byte (a file), 0 none of them.
 
     Returns:
         The record, with an id that is the same for the same source position.
@@ -106,16 +159,22 @@ def record(
         identity = f"{source.topic}|{source.partition}|{source.offset}"
     else:
         identity = f"file|{source.file_line}|{hashlib.sha256(raw).hexdigest()}"
-    kept = raw[:keep_bytes]
+    fields = {
+        "event_id": uuid.uuid5(DEAD_LETTER_NAMESPACE, identity),
+        "kind": unreadable.kind,
+        "reason": summary(unreadable.kind, unreadable.errors),
+        "errors": unreadable.errors,
+        "source": source,
+        "source_event_id": unreadable.source_event_id,
+        "original_size": len(raw),
+        "original_sha256": hashlib.sha256(raw).hexdigest(),
+        "dead_lettered_at": dead_lettered_at,
+    }
+    kept = raw
+    if max_record_bytes is not None:
+        skeleton = len(DeadLetterRecord(**fields, original_b64="", original_truncated=True).model_dump_json())
+        room = max(max_record_bytes - RECORD_SLACK - skeleton, 0) if max_record_bytes else 0
+        kept = raw[: room // 4 * 3]  # base64 writes 4 characters for every 3 bytes
     return DeadLetterRecord(
-        event_id=uuid.uuid5(DEAD_LETTER_NAMESPACE, identity),
-        kind=unreadable.kind,
-        reason=summary(unreadable.kind, unreadable.errors),
-        errors=unreadable.errors,
-        source=source,
-        source_event_id=unreadable.source_event_id,
-        original_size=len(raw),
-        original_b64=base64.b64encode(kept).decode("ascii"),
-        original_truncated=len(kept) < len(raw),
-        dead_lettered_at=dead_lettered_at,
+        **fields, original_b64=base64.b64encode(kept).decode("ascii"), original_truncated=len(kept) < len(raw)
     )

@@ -4,7 +4,8 @@ One record per claim id is the whole persisted state: a mutable mapping that is 
 Faust table (with a changelog) in the stream worker and a dict elsewhere. Values are
 JSON-friendly so the changelog can carry them. A record holds the claim's last
 decision, its status (active, voided, replaced), the fingerprints of its lines and
-the input events whose outputs were delivered. Its pairs are tuples of strings and
+the input events whose outputs were delivered (with a fingerprint of each one's content,
+so an event id reused for other content is told apart from a redelivery). Its pairs are tuples of strings and
 numbers, not lists: the garbage collector stops tracking such tuples (and then the
 record) after one pass, so a full collection no longer walks every record remembered.
 Records recovered from
@@ -45,6 +46,10 @@ older ones are decided again and get the same output event id."""
 COMPACT_EVERY = 1_000
 """Evictions between checks of the tables' sizes (a check is four `sys.getsizeof` calls)."""
 
+Emitted = tuple[str, str | None]
+"""An input already decided: its output event id, and the fingerprint of its content (None for
+entries remembered before fingerprints were kept)."""
+
 ACTIVE = "active"
 VOIDED = "voided"
 REPLACED = "replaced"
@@ -84,7 +89,7 @@ class ClaimHistory:
         self._unsaved: dict[str, dict[str, Any]] = {}
         """Records of decisions whose outputs are not yet delivered (written on delivery)."""
         self._order: OrderedDict[str, None] = OrderedDict()
-        self._emitted: dict[str, str] = {}
+        self._emitted: dict[str, Emitted] = {}
         self._owners: dict[str, tuple[str, int]] = {}
         self._built = False
         self._evictions = 0
@@ -119,8 +124,9 @@ class ClaimHistory:
             self.rebuild()
 
     def _index(self, claim_id: str, record: dict[str, Any]) -> None:
-        for source, output in record.get("emitted", ()):
-            self._emitted[source] = output
+        for entry in record.get("emitted", ()):
+            # Entries written before content fingerprints were kept are (source, output) pairs.
+            self._emitted[entry[0]] = (entry[1], entry[2] if len(entry) > 2 else None)
         if record.get("status", ACTIVE) == ACTIVE:
             for fingerprint, line_number in record.get("lines", ()):
                 self._owners[fingerprint] = (claim_id, line_number)
@@ -130,8 +136,8 @@ class ClaimHistory:
             if self._owners.get(fingerprint, ("",))[0] == claim_id:
                 del self._owners[fingerprint]
         if events:
-            for source, _ in record.get("emitted", ()):
-                self._emitted.pop(source, None)
+            for entry in record.get("emitted", ()):
+                self._emitted.pop(entry[0], None)
 
     def _record(self, claim_id: str) -> dict[str, Any] | None:
         record = self._unsaved.get(claim_id)
@@ -141,8 +147,8 @@ class ClaimHistory:
 
     # -- questions ----------------------------------------------------------------------
 
-    def already_emitted(self, source_event_id: str) -> str | None:
-        """The output event id already delivered for this input event, if remembered."""
+    def already_emitted(self, source_event_id: str) -> Emitted | None:
+        """The output event id already delivered for this input event, and the input's content fingerprint."""
         self._ensure_built()
         return self._emitted.get(source_event_id)
 
@@ -216,7 +222,7 @@ class ClaimHistory:
         self._order.move_to_end(claim.claim_id)
         self._index(claim.claim_id, record)
 
-    def mark_emitted(self, claim: Claim, decision: Decision) -> None:
+    def mark_emitted(self, claim: Claim, decision: Decision, fingerprint: str | None = None) -> None:
         """Persist the claim's record now that its output is delivered: a redelivery is then skipped.
 
         Called only after the broker acknowledged the output, so "emitted" never runs
@@ -226,12 +232,12 @@ class ClaimHistory:
         record = self._unsaved.pop(claim.claim_id, None) or self._record(claim.claim_id)
         if record is None:  # evicted between decision and delivery (a tiny window)
             return
-        emitted = [tuple(pair) for pair in record["emitted"] if pair[0] != claim.event_id]
-        emitted.append((claim.event_id, decision.event_id))
+        emitted = [tuple(entry) for entry in record["emitted"] if entry[0] != claim.event_id]
+        emitted.append((claim.event_id, decision.event_id, fingerprint))
         record["emitted"] = tuple(emitted[-EVENTS_PER_CLAIM:])
-        for source, _ in emitted[:-EVENTS_PER_CLAIM]:
-            self._emitted.pop(source, None)
-        self._emitted[claim.event_id] = decision.event_id
+        for entry in emitted[:-EVENTS_PER_CLAIM]:
+            self._emitted.pop(entry[0], None)
+        self._emitted[claim.event_id] = (decision.event_id, fingerprint)
         self.claims[claim.claim_id] = record
         self._evict()
 

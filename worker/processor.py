@@ -7,7 +7,8 @@ gap), which must stop processing rather than lose the claim.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,11 +17,16 @@ from pydantic import ValidationError
 from claims_contracts.v1 import AdjudicationEvent, ClaimEvent, DeadLetterRecord, PendForReviewEvent, SourcePosition
 from worker import dead_letter
 from worker.adjudication import Claim, Decision, PolicyBook, adjudicate
-from worker.history import ClaimHistory
+from worker.history import ClaimHistory, Emitted
 from worker.translate import claim_from_event, event_from_decision
 
 DEFAULT_MAX_INPUT_BYTES = 1_048_576
 """Inputs above 1 MiB are dead-lettered unread: no v1 claim of 999 lines comes near it."""
+
+
+def fingerprint(event: ClaimEvent) -> str:
+    """What an input says, canonically: the same for the same content however it was serialized."""
+    return hashlib.sha256(event.model_dump_json().encode()).hexdigest()[:32]
 
 
 def utc_now() -> datetime:
@@ -35,6 +41,9 @@ class Decided:
     event: AdjudicationEvent | PendForReviewEvent
     decision: Decision
     claim: Claim
+    fingerprint: str
+    """What the input said, canonically (`fingerprint`): a later input with the same event id is
+    a redelivery only when it says the same."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +74,7 @@ class Processor:
         *,
         pinned_version: str | None = None,
         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+        dead_letter_max_bytes: int | None = None,
         clock: Callable[[], datetime] = utc_now,
         history: ClaimHistory | None = None,
         skip_redelivered: bool = True,
@@ -74,32 +84,55 @@ class Processor:
         self.policies = policies
         self.pinned_version = pinned_version
         self.max_input_bytes = max_input_bytes
+        self.dead_letter_max_bytes = dead_letter_max_bytes
+        """The largest dead letter its topic takes (None: no limit, a file)."""
         self.clock = clock
         self.history = history if history is not None else ClaimHistory.in_memory()
         self.skip_redelivered = skip_redelivered
 
-    def process(self, raw: bytes, source: SourcePosition) -> Processed:
+    def process(
+        self, raw: bytes, source: SourcePosition, *, undelivered: Mapping[str, Emitted] | None = None
+    ) -> Processed:
         """Decide one raw claim event, or dead-letter it.
+
+        An input whose event id was already decided is a redelivery when its content is the
+        same (nothing to publish), and an `event_id_conflict` dead letter when it is not.
 
         Args:
             raw: the message value as received.
             source: where it came from, recorded on a dead letter.
+            undelivered: inputs decided but not yet delivered (the stream's batches in hand),
+                by event id, checked like the history's delivered ones.
 
         Returns:
-            The decision event, or the dead-letter record.
+            The decision event, the dead-letter record, or that it was already decided.
         """
         try:
             event = self.parse(raw)
         except dead_letter.Unreadable as unreadable:
-            return DeadLettered(
-                dead_letter.record(
-                    raw, unreadable, source, dead_lettered_at=self.clock(), keep_bytes=self.max_input_bytes
-                )
-            )
-        emitted = self.history.already_emitted(str(event.event_id)) if self.skip_redelivered else None
-        if emitted is not None:
-            return Redelivered(str(event.event_id), emitted)
-        return self.decide(event)
+            return self.dead_lettered(raw, unreadable, source)
+        if not self.skip_redelivered:
+            return self.decide(event)
+        event_id = str(event.event_id)
+        seen = undelivered.get(event_id) if undelivered else None
+        if seen is None:
+            seen = self.history.already_emitted(event_id)
+        if seen is None:
+            return self.decide(event)
+        output_id, earlier = seen
+        if earlier is None or earlier == fingerprint(event):
+            return Redelivered(event_id, output_id)
+        conflict = dead_letter.event_id_conflict(event_id, output_id, event.claim.claim_id)
+        return self.dead_lettered(raw, conflict, source)
+
+    def dead_lettered(
+        self, raw: bytes, unreadable: dead_letter.Unreadable, source: SourcePosition, max_bytes: int | None = None
+    ) -> DeadLettered:
+        """The dead letter of an input, sized for the dead-letter topic (or `max_bytes`, when smaller)."""
+        limit = self.dead_letter_max_bytes if max_bytes is None else max_bytes
+        return DeadLettered(
+            dead_letter.record(raw, unreadable, source, dead_lettered_at=self.clock(), max_record_bytes=limit)
+        )
 
     def parse(self, raw: bytes) -> ClaimEvent:
         """Validate raw bytes as a v1 claim event.
@@ -127,7 +160,7 @@ class Processor:
         output = event_from_decision(
             decision, claim, decided_at=self.clock(), supersedes_event_id=self.history.superseded_event(claim)
         )
-        return Decided(output, decision, claim)
+        return Decided(output, decision, claim, fingerprint(event))
 
     def remember(self, decided: Decided, *, emitted: bool = False) -> None:
         """Record a decision in the claim history.
@@ -139,4 +172,4 @@ class Processor:
         """
         self.history.record(decided.claim, decided.decision)
         if emitted:
-            self.history.mark_emitted(decided.claim, decided.decision)
+            self.history.mark_emitted(decided.claim, decided.decision, decided.fingerprint)

@@ -141,3 +141,23 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_repeats_identically(deploy
     expected_ids = {json.loads(v)["event_id"] for v in inputs}
     wait_until_decided(deployment, expected_ids, 180)
     assert_exactly_once(outputs_by_source(deployment, total), expected_ids)
+
+
+def test_a_900_kb_key_with_a_1_1_mb_value_never_stalls_a_partition(deployment: Deployment) -> None:
+    # Its dead letter keeps what the dead-letter topic takes; the claims after it, on every
+    # partition, are decided; the worker keeps going after a restart too.
+    after = many_claims(30, "AFTER")
+    deployment.produce(
+        [b"v" * 1_100_000, *after],
+        [b"k" * 900_000, *[json.loads(v)["claim"]["claim_id"].encode() for v in after]],
+    )
+    worker, _, _ = deployment.start_worker()
+    got = deployment.consume(1 + len(after), timeout=60)
+    assert len(got) == 1 + len(after)
+    dead = [json.loads(value) for topic, _, value in got if topic == deployment.settings.dead_letter_topic]
+    assert [(d["kind"], d["source"]["key_size"], d["source"]["key_truncated"]) for d in dead] == [
+        ("too_large", 900_000, True)
+    ]
+    assert dead[0]["original_size"] == 1_100_000
+    assert all(len(value) <= 2_097_152 for _, _, value in got)
+    assert worker.poll() is None

@@ -179,5 +179,5 @@ class TestBoundedHistory:
         repeat = processor.process(to_bytes(claim_event(claim_id="B", member_id="M1")), SourcePosition(file_line=2))
         assert isinstance(repeat, Decided)
         assert repeat.event.lines[0].rule == "claim.duplicate"
-        processor.history.mark_emitted(first.claim, first.decision)
-        assert table["A"]["emitted"] == ((str(first.claim.event_id), str(first.decision.event_id)),)
+        processor.history.mark_emitted(first.claim, first.decision, first.fingerprint)
+        assert table["A"]["emitted"] == ((str(first.claim.event_id), str(first.decision.event_id), first.fingerprint),)

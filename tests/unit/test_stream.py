@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import io
 import json
 from collections.abc import Awaitable
@@ -10,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.builders import claim_event, example_event, to_bytes
+from tests.builders import claim_event, example_event, ketamine_line, to_bytes
 from tests.fakes import FakePublisher
 from worker import audit
 from worker.adjudication import PolicyBook
@@ -54,10 +56,81 @@ async def test_each_input_yields_one_output_on_its_topic(policies: PolicyBook, l
     assert (dead["source"]["topic"], dead["source"]["offset"], dead["kind"]) == ("in", 2, "not_json")
 
 
-async def test_outputs_are_keyed_by_claim_id_when_the_input_has_no_key(policies: PolicyBook, log: io.StringIO) -> None:
+@pytest.mark.parametrize("key", [None, b"CLM-2025-000123", b"  CLM-2025-000123 ", b"another-key", b"\x00\xff"])
+async def test_outputs_are_keyed_by_claim_id_whatever_the_input_key(
+    policies: PolicyBook, log: io.StringIO, key: bytes | None
+) -> None:
     publisher = FakePublisher()
-    await handle_batch(handler(policies, publisher), [incoming(to_bytes(example_event()), 0, key=None)])
+    await handle_batch(handler(policies, publisher), [incoming(to_bytes(example_event()), 0, key=key)])
     assert publisher.sent[0][1] == b"CLM-2025-000123"
+
+
+async def test_an_output_refused_for_its_size_becomes_a_dead_letter_and_the_batch_moves_on(
+    policies: PolicyBook, log: io.StringIO
+) -> None:
+    # The broker takes 1,500 bytes: the example's decision (about 1.6 KB) can never be sent, nor
+    # its dead letter with the whole input (the worker was told 3,000); the next claim's can.
+    publisher = FakePublisher(max_bytes=1500)
+    step = StreamHandler(
+        Processor(policies, dead_letter_max_bytes=3000), publisher, TOPICS, Metrics(), retry_initial=0.001
+    )
+    small = claim_event(claim_id="S", lines=[ketamine_line(1)])
+    await asyncio.wait_for(
+        handle_batch(step, [incoming(to_bytes(example_event()), 0), incoming(to_bytes(small), 1)]), 5
+    )
+    # The one that fitted went first; its neighbour's replacement in the next round.
+    assert [topic for topic, _, _ in publisher.sent] == ["out.adjudicated", "out.dead-letter"]
+    first = json.loads(publisher.sent[1][2])
+    assert first["kind"] == "output_too_large"
+    assert first["original_truncated"] is True
+    assert first["original_size"] == len(to_bytes(example_event()))
+    assert first["original_sha256"] == hashlib.sha256(to_bytes(example_event())).hexdigest()
+    assert "worker.output_too_large" in log.getvalue()
+
+
+async def test_a_huge_key_never_stalls_the_partition(policies: PolicyBook, log: io.StringIO) -> None:
+    # A 900 KB key and a 1.1 MB value: the dead letter keeps what fits its topic, keyed by a digest.
+    publisher = FakePublisher(max_bytes=2_097_152)
+    step = StreamHandler(
+        Processor(policies, dead_letter_max_bytes=2_097_152), publisher, TOPICS, Metrics(), retry_initial=0.001
+    )
+    key, value = b"k" * 900_000, b"v" * 1_100_000
+    await asyncio.wait_for(handle_batch(step, [incoming(value, 0, key=key), incoming(to_bytes(example_event()), 1)]), 5)
+    (topic, sent_key, dead), (next_topic, _, _) = publisher.sent
+    assert (topic, next_topic) == ("out.dead-letter", "out.adjudicated")
+    record = json.loads(dead)
+    assert sent_key == hashlib.sha256(key).hexdigest().encode()
+    assert record["source"]["key_size"] == 900_000
+    assert record["source"]["key_truncated"] is True
+    assert record["source"]["key_sha256"] == hashlib.sha256(key).hexdigest()
+    assert record["original_sha256"] == hashlib.sha256(value).hexdigest()
+    assert base64.b64decode(record["original_b64"]) == value  # it fits whole: 1.1 MB is 1.47 MB in base64
+    assert len(dead) <= 2_097_152 - 1024
+
+
+async def test_an_event_id_reused_for_other_content_gets_a_dead_letter_naming_both(
+    policies: PolicyBook, log: io.StringIO
+) -> None:
+    publisher = FakePublisher()
+    step = handler(policies, publisher)
+    first = claim_event(claim_id="FIRST", event_id="6f1c7a52-3f83-4f6e-9d0e-1f1f5b0c0001")
+    other = claim_event(claim_id="OTHER", event_id="6f1c7a52-3f83-4f6e-9d0e-1f1f5b0c0001")
+    same_reformatted = json.dumps(first, indent=2).encode()
+    # In one batch, and across batches (after the first is delivered).
+    await handle_batch(
+        step, [incoming(to_bytes(first), 0), incoming(to_bytes(other), 1), incoming(same_reformatted, 2)]
+    )
+    await handle_batch(step, [incoming(to_bytes(other), 3), incoming(to_bytes(first), 4)])
+    topics = [topic for topic, _, _ in publisher.sent]
+    assert topics == ["out.adjudicated", "out.dead-letter", "out.dead-letter"]
+    decided = json.loads(publisher.sent[0][2])
+    for _, _, value in publisher.sent[1:]:
+        conflict = json.loads(value)
+        assert conflict["kind"] == "event_id_conflict"
+        assert conflict["source_event_id"] == "6f1c7a52-3f83-4f6e-9d0e-1f1f5b0c0001"
+        assert decided["event_id"] in conflict["reason"]
+        assert "claim OTHER" in conflict["reason"]
+    assert log.getvalue().count('"kind":"event_id_conflict"') == 2
 
 
 async def test_a_failed_send_is_retried_until_acknowledged(policies: PolicyBook, log: io.StringIO) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from claims_contracts.v1 import SourcePosition
+from worker import dead_letter
 from worker.adjudication import PolicyBook
 from worker.connection import KafkaConnection
 from worker.processor import DeadLettered, Decided, Processor
@@ -103,6 +104,7 @@ class Replayer:
         policies: PolicyBook,
         *,
         connection: KafkaConnection | None = None,
+        dead_letter_max_bytes: int | None = None,
         state_path: Path | None = None,
         progress_stream: Any = None,
         keep_summaries: bool = True,
@@ -110,7 +112,9 @@ class Replayer:
         self.plan = plan
         self.connection = connection
         """How to reach the brokers (None: a file-to-file replay needs none)."""
-        self.processor = Processor(policies, pinned_version=plan.policy_version)
+        self.processor = Processor(
+            policies, pinned_version=plan.policy_version, dead_letter_max_bytes=dead_letter_max_bytes
+        )
         self.state_path = state_path
         self.progress_stream = progress_stream
         self.keep_summaries = keep_summaries
@@ -131,7 +135,7 @@ class Replayer:
             return result.event.claim_id.encode(), value
         if isinstance(result, DeadLettered):
             self.dead_letters += 1
-            return position.key, result.record.model_dump_json().encode()
+            return dead_letter.message_key(position.key), result.record.model_dump_json().encode()
         return None  # the same event id earlier in the range: decided once, as the live worker does
 
     async def run(self) -> ReplayResult:
@@ -247,7 +251,9 @@ class Replayer:
                             break
                         out = self._decide(
                             message.value or b"",
-                            SourcePosition.of_record(tp.topic, tp.partition, message.offset, message.key),
+                            SourcePosition.of_record(
+                                tp.topic, tp.partition, message.offset, message.key, keep=dead_letter.KEY_KEPT
+                            ),
                         )
                         if out is not None:
                             items.append(out)

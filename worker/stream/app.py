@@ -11,7 +11,7 @@ from typing import Any
 
 import faust
 
-from worker import audit
+from worker import audit, dead_letter
 from worker.adjudication import PolicyBook
 from worker.connection import KafkaConnection
 from worker.heap import settle_heap
@@ -25,7 +25,7 @@ from worker.stream.faust_quirks import BoundedWorker, TableView, guard_consumer
 from worker.stream.health import BrokerProbe, Runtime, serve_health
 from worker.stream.metrics import Metrics
 from worker.stream.offsets import GapCheck, GapReader
-from worker.stream.topics import TABLES
+from worker.stream.topics import TABLES, largest_message_bytes, max_message_bytes
 
 
 class FaustPublisher:
@@ -85,7 +85,8 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
         broker_rebalance_timeout=settings.rebalance_timeout_seconds,
         producer_linger=settings.producer_linger_ms / 1000,
-        producer_max_request_size=3 * 1024 * 1024,
+        # The producer takes what the output topics take (a larger output is turned into a dead letter).
+        producer_max_request_size=largest_message_bytes() + dead_letter.RECORD_SLACK,
         producer_compression_type=connection.compression_type,
         web_enabled=True,
         web_port=settings.web_port,
@@ -114,7 +115,12 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
         runtime.last_offsets[incoming.partition] = incoming.offset
 
     handler = StreamHandler(
-        Processor(policies, history=history, max_input_bytes=settings.max_input_bytes),
+        Processor(
+            policies,
+            history=history,
+            max_input_bytes=settings.max_input_bytes,
+            dead_letter_max_bytes=max_message_bytes("dead_letter"),
+        ),
         FaustPublisher(app),
         Topics(settings.adjudicated_topic, settings.pended_topic, settings.dead_letter_topic),
         metrics,

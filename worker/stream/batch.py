@@ -19,10 +19,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
+
 from claims_contracts.v1 import SourcePosition
-from worker import audit
+from worker import audit, dead_letter
+from worker.history import Emitted
 from worker.processor import DeadLettered, Decided, Processor, Redelivered
 from worker.stream.metrics import Metrics
+
+TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
+"""Send failures no retry can mend: the producer's size cap, or the topic's `max.message.bytes`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +103,9 @@ class StreamHandler:
         self.send_failures = 0
         """Consecutive failed send rounds; non-zero means the worker is cut off."""
         self._delivering_since: float | None = None
-        self._undelivered: set[str] = set()
-        """Input event ids decided but not yet delivered, in any prepared batch: a redelivery of
-        one of them is skipped ("already emitted" is only recorded after delivery)."""
+        self._undelivered: dict[str, Emitted] = {}
+        """Inputs decided but not yet delivered, in any prepared batch, by event id: a redelivery
+        of one of them is skipped ("already emitted" is only recorded after delivery)."""
 
     def delivering_for(self, now: float) -> float:
         """Seconds the batch in hand has waited for its acknowledgements (0 when none waits)."""
@@ -116,30 +122,50 @@ class StreamHandler:
             self.metrics.events_in.labels(incoming.topic).inc()
             if self.scope is not None:
                 self.scope.partition = incoming.partition
-            result = self.processor.process(
-                incoming.value,
-                SourcePosition.of_record(incoming.topic, incoming.partition, incoming.offset, incoming.key),
-            )
-            if isinstance(result, Redelivered) or (
-                isinstance(result, Decided) and result.claim.event_id in self._undelivered
-            ):
+            result = self.processor.process(incoming.value, _position(incoming), undelivered=self._undelivered)
+            if isinstance(result, Redelivered):
                 self.metrics.redelivered.inc()
                 continue
-            key: bytes | None
             if isinstance(result, Decided):
-                self._undelivered.add(result.claim.event_id)
+                self._undelivered[result.claim.event_id] = (result.decision.event_id, result.fingerprint)
                 # Remember the lines now so a duplicate later in this batch is seen;
                 # "already emitted" is only recorded after delivery (below).
                 self.processor.remember(result)
-                topic = self.topics.pended if result.decision.pended else self.topics.adjudicated
-                payload = result.event.model_dump_json().encode()
-                key = incoming.key if incoming.key is not None else result.event.claim_id.encode()
-            else:
-                topic = self.topics.dead_letter
-                payload = result.record.model_dump_json().encode()
-                key = incoming.key
-            pending.append(Outgoing(incoming, topic, key, payload, result, taken))
+            pending.append(self._outgoing(incoming, result, taken))
         return pending
+
+    def _outgoing(self, incoming: Incoming, result: Decided | DeadLettered, taken: float) -> Outgoing:
+        if isinstance(result, Decided):
+            # Keyed by claim id whatever the input key, so a claim's outputs share a partition.
+            topic = self.topics.pended if result.decision.pended else self.topics.adjudicated
+            return Outgoing(
+                incoming, topic, result.event.claim_id.encode(), result.event.model_dump_json().encode(), result, taken
+            )
+        payload = result.record.model_dump_json().encode()
+        return Outgoing(
+            incoming, self.topics.dead_letter, dead_letter.message_key(incoming.key), payload, result, taken
+        )
+
+    def _smaller(self, item: Outgoing) -> Outgoing | None:
+        """What to send instead of an output the broker or the producer refused for its size.
+
+        A decision becomes an `output_too_large` dead letter with as much of the input as the
+        dead-letter topic takes; a dead letter refused itself is cut to `SUMMARY_BYTES`, then to
+        no original bytes at all (the size and SHA-256 stay). None when nothing smaller is left:
+        a topic that refuses a record of about a kilobyte is retried, and reported not ready.
+        """
+        limit: int | None
+        if isinstance(item.result, Decided):
+            self._undelivered.pop(item.result.claim.event_id, None)
+            limit = self.processor.dead_letter_max_bytes
+        elif not item.result.record.original_b64:
+            return None
+        else:
+            limit = dead_letter.SUMMARY_BYTES if len(item.payload) > dead_letter.SUMMARY_BYTES else 0
+        problem = dead_letter.output_too_large(len(item.payload), item.topic)
+        replacement = self.processor.dead_lettered(item.incoming.value, problem, _position(item.incoming), limit)
+        audit.lifecycle("worker.output_too_large", output_topic=item.topic, error=problem.errors[0].message)
+        return self._outgoing(item.incoming, replacement, item.taken)
 
     async def deliver(self, pending: list[Outgoing]) -> None:
         """Publish a prepared batch; return only when every output is acknowledged and recorded."""
@@ -155,7 +181,7 @@ class StreamHandler:
         """Forget a prepared batch that will not be delivered: its inputs, read again, are decided again."""
         for item in pending:
             if isinstance(item.result, Decided):
-                self._undelivered.discard(item.result.claim.event_id)
+                self._undelivered.pop(item.result.claim.event_id, None)
 
     async def _deliver(self, pending: list[Outgoing]) -> None:
         remaining = pending
@@ -168,17 +194,25 @@ class StreamHandler:
                 except Exception as error:  # noqa: BLE001 - any send failure is retried, never dropped
                     futures.append(_failed(error))
             outcomes = await asyncio.gather(*futures, return_exceptions=True)
-            failed = [
-                item for item, outcome in zip(remaining, outcomes, strict=True) if isinstance(outcome, BaseException)
-            ]
+            failed = []
+            for index, (item, outcome) in enumerate(zip(remaining, outcomes, strict=True)):
+                smaller = self._smaller(item) if isinstance(outcome, TOO_LARGE) else None
+                if smaller is not None:
+                    # Never retried as it is: it would stall the partition for good.
+                    pending[pending.index(item)] = smaller
+                    failed.append(smaller)
+                    outcomes[index] = None
+                elif isinstance(outcome, BaseException):
+                    failed.append(item)
             if not failed:
                 self.send_failures = 0
                 return
             self.send_failures += 1
-            first = next(o for o in outcomes if isinstance(o, BaseException))
-            audit.lifecycle("worker.send_failed", events=len(failed), error=type(first).__name__)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.retry_max)
+            first = next((o for o in outcomes if isinstance(o, BaseException)), None)
+            if first is not None:
+                audit.lifecycle("worker.send_failed", events=len(failed), error=type(first).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max)
             remaining = failed
 
     def _after_delivery(self, item: Outgoing) -> None:
@@ -191,8 +225,8 @@ class StreamHandler:
             self.scope.partition = item.incoming.partition
         result = item.result
         if isinstance(result, Decided):
-            self.processor.history.mark_emitted(result.claim, result.decision)
-            self._undelivered.discard(result.claim.event_id)
+            self.processor.history.mark_emitted(result.claim, result.decision, result.fingerprint)
+            self._undelivered.pop(result.claim.event_id, None)
             self.metrics.decisions.labels(result.event.event_type).inc()
             for line in result.event.lines:
                 self.metrics.line_outcomes.labels(line.outcome.value, line.rule).inc()
@@ -204,6 +238,12 @@ class StreamHandler:
             audit.record_dead_letter(result, source=source, output_topic=item.topic)
         if self.on_progress is not None:
             self.on_progress(item.incoming)
+
+
+def _position(incoming: Incoming) -> SourcePosition:
+    return SourcePosition.of_record(
+        incoming.topic, incoming.partition, incoming.offset, incoming.key, keep=dead_letter.KEY_KEPT
+    )
 
 
 async def _failed(error: BaseException) -> Any:

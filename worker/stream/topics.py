@@ -79,6 +79,20 @@ def plan(settings: Settings, path: Path | None = None) -> list[TopicSpec]:
     return specs
 
 
+def max_message_bytes(role: str, path: Path | None = None) -> int | None:
+    """The `max.message.bytes` the declarations give the topic of a role (None: the broker's default)."""
+    for entry in declared(path):
+        if entry.role == role and "max.message.bytes" in entry.config:
+            return int(entry.config["max.message.bytes"])
+    return None
+
+
+def largest_message_bytes(path: Path | None = None) -> int:
+    """The largest `max.message.bytes` declared for a topic the worker writes (its producer's cap)."""
+    limits = [max_message_bytes(role, path) for role in ("adjudicated", "pended", "dead_letter")]
+    return max(limit for limit in limits if limit is not None)
+
+
 async def check_brokers(settings: Settings, timeout: float = 15.0) -> None:
     """Connect to the brokers once, so an unreachable cluster is one clear error at start-up.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from enum import StrEnum
 from typing import Literal
 from uuid import UUID
@@ -20,6 +21,10 @@ class DeadLetterKind(StrEnum):
     SCHEMA_VIOLATION = "schema_violation"
     TOO_LARGE = "too_large"
     UNSUPPORTED_VERSION = "unsupported_version"
+    EVENT_ID_CONFLICT = "event_id_conflict"
+    """The input reuses an event id already decided for different content (1.1.0)."""
+    OUTPUT_TOO_LARGE = "output_too_large"
+    """The input was decided, but its output could not be published for its size (1.1.0)."""
 
 
 class SourcePosition(OutboundModel):
@@ -28,14 +33,29 @@ class SourcePosition(OutboundModel):
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
-    key_b64: str | None = Field(default=None, description="The message key, base64.")
+    key_b64: str | None = Field(default=None, description="The message key, base64 (its first bytes when cut).")
+    key_size: int | None = Field(default=None, description="Size of the whole key in bytes (1.1.0).")
+    key_sha256: str | None = Field(default=None, description="SHA-256 of the whole key, hex (1.1.0).")
+    key_truncated: bool = Field(default=False, description="True when `key_b64` holds only its first bytes (1.1.0).")
     file_line: int | None = Field(default=None, description="1-based line number, for file input.")
 
     @classmethod
-    def of_record(cls, topic: str, partition: int, offset: int, key: bytes | None) -> SourcePosition:
-        """The position of a Kafka record, its key kept as base64."""
-        key_b64 = base64.b64encode(key).decode("ascii") if key is not None else None
-        return cls(topic=topic, partition=partition, offset=offset, key_b64=key_b64)
+    def of_record(
+        cls, topic: str, partition: int, offset: int, key: bytes | None, *, keep: int | None = None
+    ) -> SourcePosition:
+        """The position of a Kafka record, its key kept as base64 (its first `keep` bytes, when given)."""
+        if key is None:
+            return cls(topic=topic, partition=partition, offset=offset)
+        kept = key if keep is None else key[:keep]
+        return cls(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key_b64=base64.b64encode(kept).decode("ascii"),
+            key_size=len(key),
+            key_sha256=hashlib.sha256(key).hexdigest(),
+            key_truncated=len(kept) < len(key),
+        )
 
     @property
     def key(self) -> bytes | None:
@@ -64,5 +84,8 @@ class DeadLetterRecord(OutboundModel):
     source_event_id: str | None = Field(default=None, description="The input's event_id, when it could be read.")
     original_size: int = Field(description="Size of the original value in bytes.")
     original_b64: str = Field(description="The original value, base64; may be cut at the dead-letter size limit.")
-    original_truncated: bool = False
+    original_truncated: bool = Field(
+        default=False, description="True when `original_b64` holds only the first bytes (the record must fit)."
+    )
+    original_sha256: str | None = Field(default=None, description="SHA-256 of the whole original value, hex (1.1.0).")
     dead_lettered_at: AwareDatetime
