@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, NoReturn, TextIO
+from typing import Any, BinaryIO, NoReturn, TextIO, cast
 
 from pydantic import BaseModel
 
@@ -22,6 +22,7 @@ from claims_contracts.v1 import SourcePosition
 from worker import __version__
 from worker.adjudication import PolicyBook, PolicyError
 from worker.explain import render
+from worker.files import FileGroupError, open_private, restrict_new_files, write_private
 from worker.heap import settle_heap
 from worker.policy_files import bundled_policy_dir, load_code_table, load_policy_book
 from worker.processor import DeadLettered, Decided, Processor
@@ -151,7 +152,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from worker import audit
     from worker.stream import app
 
-    audit.configure(_audit_stream(settings.audit_log), level=settings.log_level)
+    restrict_new_files(settings.file_group)
+    audit.configure(_audit_stream(settings.audit_log, settings.file_group), level=settings.log_level)
     try:
         policies = load_policy_book(settings.policy_dir)
     except PolicyError as error:
@@ -216,6 +218,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from worker.replay.run import Replayer, ReplayPlan, new_run_id
 
     settings = _settings()
+    restrict_new_files(settings.file_group)
     connection = _connection(settings)
     if args.resume:
         state_path = Path(args.resume)
@@ -253,7 +256,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     # Dead letters sized as the worker sizes them for its dead-letter topic (a file takes any size).
     limit = None if plan.output_file else max_message_bytes("dead_letter")
-    replayer = Replayer(plan, policies, connection=connection, dead_letter_max_bytes=limit, state_path=state_path)
+    replayer = Replayer(
+        plan,
+        policies,
+        connection=connection,
+        dead_letter_max_bytes=limit,
+        state_path=state_path,
+        file_group=settings.file_group,
+    )
     settle_heap()
     try:
         result = asyncio.run(replayer.run())
@@ -278,9 +288,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         except (OSError, RuntimeError, ValueError) as error:
             _fail(EXIT_INPUT, f"compare: {error}")
         report = {"run_id": plan.run_id, "policy_version": plan.policy_version, **compare(result.summaries, recorded)}
-        (state_path.parent / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_private(state_path.parent / "report.json", json.dumps(report, indent=2) + "\n", group=settings.file_group)
         summary = markdown(report, title=f"Replay {plan.run_id} compared with {', '.join(args.compare_with)}")
-        (state_path.parent / "report.md").write_text(summary)
+        write_private(state_path.parent / "report.md", summary, group=settings.file_group)
         sys.stdout.write(summary)
     return 0
 
@@ -301,13 +311,16 @@ def cmd_samples_publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def _audit_stream(target: str) -> TextIO:
+def _audit_stream(target: str, group: str | None = None) -> TextIO:
     if target == "-":
         return sys.stdout
     try:
-        return open(target, "a", encoding="utf-8", buffering=1)
+        stream = cast(TextIO, open_private(target, "a", group=group, encoding="utf-8", buffering=1))
     except OSError as error:
         _fail(EXIT_CONFIG, f"cannot open audit log {target}: {error.strerror}")
+    except FileGroupError as error:
+        _fail(EXIT_CONFIG, str(error))
+    return stream
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -370,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
+    restrict_new_files()  # outputs, reports and logs carry PHI: nothing this process creates is world-readable
     if args.command != "run":
         # One-shot commands answer with one line of their own: the Kafka client's log records
         # (a refused connection, retried) would otherwise reach stderr through logging's

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         default=6066, ge=0, le=65535, description="Port of the health and metrics server (0: any free port)."
     )
     audit_log: str = Field(default="-", description="Audit log file, or - for stdout.")
+    file_group: str | None = Field(
+        default=None,
+        description="Group allowed to read the files the worker writes (0640); they are 0600 without one.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Lowest level written.")
 
     session_timeout_seconds: float = Field(default=10.0, gt=0, description="Consumer group session timeout.")

@@ -63,8 +63,10 @@ def test_every_claim_yields_exactly_one_output_on_the_right_topic(deployment: De
         key == json.loads(value)["claim_id"].encode() for topic, key, value in messages if topic != s.dead_letter_topic
     )
 
-    # Health while running.
+    # Health while running; nothing else is served (no Faust index, router or table pages).
     assert http_get(port, "/healthz")[0] == 200
+    for path in ("/", "/router/", f"/table/claims/{example['claim_id']}/", "/table/claims/", "/graph/", "/stats/"):
+        assert http_get(port, path)[0] == 404, path
     wait_for(lambda: http_get(port, "/readyz")[0] == 200, 30, "readiness")
     status, body = http_get(port, "/metrics")
     assert status == 200

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import subprocess
 import sys
 import uuid
@@ -122,6 +123,8 @@ def test_every_command_reaches_the_tls_broker_with_the_workers_settings(
     finally:
         worker.terminate()
         worker.wait(timeout=40)
+    # The audit log carries member ids with diagnosis codes: created for the worker's user only.
+    assert stat.S_IMODE((tmp_path / "audit.log").stat().st_mode) == 0o600
 
     report = tmp_path / "replay"
     replayed = cli(

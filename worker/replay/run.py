@@ -25,6 +25,7 @@ from claims_contracts.v1 import SourcePosition
 from worker import dead_letter
 from worker.adjudication import PolicyBook
 from worker.connection import KafkaConnection
+from worker.files import write_private
 from worker.processor import DeadLettered, Decided, Processor
 from worker.replay.comparison import summarize
 from worker.replay.progress import Progress
@@ -56,10 +57,10 @@ class ReplayPlan:
     processed: int = 0
     finished: bool = False
 
-    def save(self, path: Path) -> None:
-        """Write the plan and progress atomically."""
+    def save(self, path: Path, *, group: str | None = None) -> None:
+        """Write the plan and progress atomically, private (`worker.files`)."""
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
+        write_private(tmp, json.dumps(asdict(self), indent=2, sort_keys=True), group=group)
         tmp.replace(path)
 
     @classmethod
@@ -106,6 +107,7 @@ class Replayer:
         connection: KafkaConnection | None = None,
         dead_letter_max_bytes: int | None = None,
         state_path: Path | None = None,
+        file_group: str | None = None,
         progress_stream: Any = None,
         keep_summaries: bool = True,
     ) -> None:
@@ -116,6 +118,8 @@ class Replayer:
             policies, pinned_version=plan.policy_version, dead_letter_max_bytes=dead_letter_max_bytes
         )
         self.state_path = state_path
+        self.file_group = file_group
+        """Group allowed to read the files the replay writes (0640); 0600 without one."""
         self.progress_stream = progress_stream
         self.keep_summaries = keep_summaries
         self.stop = asyncio.Event()
@@ -163,7 +167,7 @@ class Replayer:
 
     async def _open_sink(self) -> Sink:
         if self.plan.output_file is not None:
-            return FileSink(Path(self.plan.output_file))
+            return FileSink(Path(self.plan.output_file), group=self.file_group)
         assert self.plan.output_topic is not None  # noqa: S101 - the command line requires one output
         sink = TopicSink(self._connection(), self.plan.output_topic)
         await sink.start()
@@ -176,7 +180,7 @@ class Replayer:
 
     def _save(self) -> None:
         if self.state_path is not None:
-            self.plan.save(self.state_path)
+            self.plan.save(self.state_path, group=self.file_group)
 
     async def _from_file(self, sink: Sink) -> str:
         assert self.plan.source_file is not None  # noqa: S101

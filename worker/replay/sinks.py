@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Protocol
 
 from worker.connection import KafkaConnection
+from worker.files import open_private
 
 
 class Sink(Protocol):
@@ -45,8 +46,8 @@ class TopicSink:
 class FileSink:
     """Appends outputs as JSON lines to a file."""
 
-    def __init__(self, path: Path) -> None:
-        self.handle = path.open("ab")
+    def __init__(self, path: Path, *, group: str | None = None) -> None:
+        self.handle = open_private(path, "ab", group=group)
 
     async def write(self, items: list[tuple[bytes | None, bytes]]) -> None:
         """Append and flush."""

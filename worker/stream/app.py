@@ -21,7 +21,7 @@ from worker.processor import Processor
 from worker.settings import Settings
 from worker.stream.agent import register_agent
 from worker.stream.batch import Incoming, StreamHandler, Topics
-from worker.stream.faust_quirks import BoundedWorker, TableView, guard_consumer
+from worker.stream.faust_quirks import BoundedWorker, TableView, guard_consumer, serve_only_own_pages
 from worker.stream.health import BrokerProbe, Runtime, serve_health
 from worker.stream.metrics import Metrics
 from worker.stream.offsets import GapCheck, GapReader
@@ -93,6 +93,7 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
         web_bind=settings.web_host,
         web_host=settings.web_host,
     )
+    serve_only_own_pages(app)
     source = app.topic(settings.input_topic, partitions=settings.partitions, key_type=bytes, value_type=bytes)
     # Before anything creates the consumer: the input topic's offsets are checked by us, not Faust.
     guard_consumer(app, settings.input_topic, fetch_max_wait_ms=settings.fetch_max_wait_ms)

@@ -13,6 +13,9 @@ live with it; when an upgrade changes Faust, this module is what to read again.
 - `BoundedWorker`: a worker whose agent keeps crashing ignored SIGTERM for over an hour.
 - `let_batches_queue`: the producer buffer makes the stream wait at 100 pending messages,
   warning each time.
+- `serve_only_own_pages`: Faust's web server serves its own pages beside ours: `/` (status),
+  `/router/` and `/table/<name>/<key>/`, which shows a table's value for any key (whether a
+  claim exists, and its decision) to anyone who reaches the port.
 - `committed_offset`, `confirm_gap`: no public accessor for the committed offset.
 - The agent runs with `concurrency=1`: more than one can commit past an event still in
   flight (faust-streaming issue #606; `worker.stream.agent`).
@@ -142,6 +145,25 @@ def let_batches_queue(app: Any, batch_size: int) -> None:
     the buffer to ebb every few claims, warning each time.
     """
     app.producer.buffer.max_messages = batch_size * 4
+
+
+def serve_only_own_pages(app: Any) -> None:
+    """Keep Faust's built-in pages (index, router, tables, graph, statistics) off the app's web server.
+
+    Faust offers no setting for its index page, so the app's web driver is replaced by a
+    subclass that lists no built-in pages; the worker's own (`app.page`) are served as before.
+    """
+    from faust.web import drivers
+
+    driver: Any = drivers.by_url(app.conf.web)
+
+    class OwnPagesOnly(driver):  # type: ignore[misc]  # a class chosen at run time
+        default_blueprints = ()
+        production_blueprints = ()
+        debug_blueprints = ()
+        optional_blueprints = ()
+
+    app._new_web = lambda: OwnPagesOnly(app)
 
 
 class TableView(MutableMapping[str, Any]):
