@@ -30,11 +30,53 @@ from worker.processor import DeadLettered, Decided, Processor
 EXIT_INPUT = 2
 EXIT_CONFIG = 3
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: a service the worker needs cannot be reached
+EXIT_IOERR = 74  # EX_IOERR: the output cannot be written (a full disk, a closed stream)
 
 
 def _fail(code: int, message: str) -> NoReturn:
-    print(f"claims-worker: error: {message}", file=sys.stderr)
+    if sys.stderr is not None:
+        print(f"claims-worker: error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        _fail(EXIT_INPUT, f"{self.prog}: {message}")
+
+
+def _offset(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"an offset is 0 or more, not {value}")
+    return value
+
+
+def _partitions(text: str) -> list[int]:
+    try:
+        chosen = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of partition numbers: {text!r}") from None
+    if any(partition < 0 for partition in chosen):
+        raise argparse.ArgumentTypeError(f"partition numbers are 0 or more: {text!r}")
+    return sorted(set(chosen))
+
+
+def _rounds(text: str) -> int:
+    value = _offset(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("at least one round")
+    return value
+
+
+def _stdout() -> BinaryIO:
+    if sys.stdout is None:
+        _fail(EXIT_IOERR, "standard output is closed")
+    return sys.stdout.buffer
 
 
 def _policies(directory: str | None, version: str | None = None) -> PolicyBook:
@@ -53,6 +95,8 @@ def _policies(directory: str | None, version: str | None = None) -> PolicyBook:
 
 def _open_input(name: str) -> BinaryIO:
     if name == "-":
+        if sys.stdin is None:
+            _fail(EXIT_INPUT, "standard input is closed (give a file, or pipe the claims in)")
         return sys.stdin.buffer
     try:
         return open(name, "rb")
@@ -73,7 +117,7 @@ def cmd_adjudicate(args: argparse.Namespace) -> int:
     policies = _policies(args.policy_dir, args.policy_version)
     processor = Processor(policies, pinned_version=args.policy_version, skip_redelivered=False)
     stream = _open_input(args.file)
-    out = sys.stdout.buffer
+    out = _stdout()
     try:
         for number, raw in _lines(stream):
             result = processor.process(raw, SourcePosition(file_line=number))
@@ -99,6 +143,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     policies = _policies(args.policy_dir, args.policy_version)
     processor = Processor(policies, pinned_version=args.policy_version, skip_redelivered=False)
     codes = load_code_table(Path(args.policy_dir) if args.policy_dir else bundled_policy_dir())
+    _stdout()
     stream = _open_input(args.file)
     with stream:
         data = stream.read()
@@ -209,6 +254,18 @@ def _parse_time(text: str) -> int:
     return to_ms(moment)
 
 
+def _check_range(plan: Any) -> None:
+    """Refuse a range that holds nothing by construction, with the reason."""
+    import time
+
+    if plan.start_offset is not None and plan.end_offset is not None and plan.end_offset <= plan.start_offset:
+        _fail(EXIT_INPUT, f"--end-offset {plan.end_offset} is not after --start-offset {plan.start_offset}")
+    if plan.start_time_ms is not None and plan.end_time_ms is not None and plan.end_time_ms < plan.start_time_ms:
+        _fail(EXIT_INPUT, "--end-time is before --start-time")
+    if plan.start_time_ms is not None and plan.start_time_ms > time.time() * 1000:
+        _fail(EXIT_INPUT, "--start-time is in the future: no record can be at or after it yet")
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Re-adjudicate a range of a claims topic (or an export) into a topic or file, and compare."""
     import asyncio
@@ -238,7 +295,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             bootstrap_servers=settings.bootstrap_servers,
             source_topic=None if args.from_file else (args.topic or settings.input_topic),
             source_file=args.from_file,
-            partitions=[int(p) for p in args.partitions.split(",")] if args.partitions else None,
+            partitions=args.partitions,
             start_offset=args.start_offset,
             end_offset=args.end_offset,
             start_time_ms=_parse_time(args.start_time) if args.start_time else None,
@@ -248,6 +305,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             output_topic=None if args.output_file else (args.output_topic or f"claims.replay.{run_id}"),
             output_file=args.output_file,
         )
+        _check_range(plan)
         report_dir = Path(args.report_dir or f"replay-{run_id}")
         report_dir.mkdir(parents=True, exist_ok=True)
         state_path = report_dir / "state.json"
@@ -325,9 +383,9 @@ def _audit_stream(target: str, group: str | None = None) -> TextIO:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="claims-worker", description="MB2300 claims adjudication worker.")
+    parser = _Parser(prog="claims-worker", description="MB2300 claims adjudication worker.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def policy_options(command: argparse.ArgumentParser) -> None:
         command.add_argument("--policy-dir", help="policy directory (default: the bundled policies)")
@@ -350,12 +408,12 @@ def build_parser() -> argparse.ArgumentParser:
     source = replay.add_mutually_exclusive_group()
     source.add_argument("--topic", help="claims topic to read (default: the input topic setting)")
     source.add_argument("--from-file", help="read a JSON-lines export of claim events instead of a topic")
-    replay.add_argument("--partitions", help="comma-separated partitions (default: all)")
+    replay.add_argument("--partitions", type=_partitions, help="comma-separated partitions (default: all)")
     start = replay.add_mutually_exclusive_group()
-    start.add_argument("--start-offset", type=int, help="first offset (line, for a file) to read")
+    start.add_argument("--start-offset", type=_offset, help="first offset (line, for a file) to read")
     start.add_argument("--start-time", help="first record time, ISO 8601 with zone")
     end = replay.add_mutually_exclusive_group()
-    end.add_argument("--end-offset", type=int, help="stop before this offset (default: end offsets at start)")
+    end.add_argument("--end-offset", type=_offset, help="stop before this offset (default: end offsets at start)")
     end.add_argument("--end-time", help="last record time, ISO 8601 with zone (inclusive)")
     output = replay.add_mutually_exclusive_group()
     output.add_argument("--output-topic", help="topic for the outputs (default: claims.replay.<run-id>)")
@@ -375,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     samples = commands.add_parser("samples", help="the bundled sample claims")
     samples_commands = samples.add_subparsers(dest="samples_command", required=True)
     publish = samples_commands.add_parser("publish", help="publish them to the input topic")
-    publish.add_argument("--repeat", type=int, default=1, help="rounds to publish (new claim ids each round)")
+    publish.add_argument("--repeat", type=_rounds, default=1, help="rounds to publish (new claim ids each round)")
     publish.set_defaults(handler=cmd_samples_publish)
     return parser
 
@@ -394,6 +452,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): not an error of ours.
         return 0
+    except OSError as error:
+        # Writing the outputs failed (a full disk, a closed or broken output): one line, not a traceback.
+        where = f" {error.filename}" if error.filename else ""
+        _fail(EXIT_IOERR, f"cannot write{where}: {error.strerror or error}")
 
 
 if __name__ == "__main__":

@@ -152,3 +152,12 @@ def test_replay_reproduces_the_live_decisions_and_reports_what_if_changes(record
     assert report["line_changes"][0]["from"] == "denied:criteria.mental_health"
     assert report["line_changes"][0]["to"] == "pended:criteria.indication_unclear"
     assert report["line_changes"][0]["count"] == mental_health
+
+
+def test_a_partition_the_topic_does_not_have_is_one_clear_error(deployment: Deployment) -> None:
+    done = replay(deployment, "--partitions", "1,7", "--output-file", str(deployment.tmp / "out.jsonl"))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"claims-worker: error: replay: topic {deployment.settings.input_topic} has no partition(s) [7]"
+    ]

@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from worker.connection import KafkaConnection
-from worker.replay.seeking import end_offsets
+from worker.replay.seeking import end_offsets, partitions_of
 
 SAMPLE_CLAIMS = 20
 """Claim ids listed per change in the Markdown summary (the JSON lists them all)."""
@@ -39,19 +39,16 @@ def load_file(path: Path) -> Iterable[dict[str, Any]]:
 
 async def load_topics(connection: KafkaConnection, topics: list[str]) -> list[dict[str, Any]]:
     """Every message of some topics, from the beginning to the end offsets seen at start."""
+    tps: list[TopicPartition] = []
+    for topic in topics:
+        partitions = await partitions_of(connection, topic)
+        if not partitions:
+            raise RuntimeError(f"topic {topic} does not exist")
+        tps.extend(TopicPartition(topic, p) for p in partitions)
     consumer = connection.consumer(group_id=None, enable_auto_commit=False)
     await consumer.start()
     out: list[dict[str, Any]] = []
     try:
-        tps: list[TopicPartition] = []
-        for topic in topics:
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                await consumer._client.force_metadata_update()  # noqa: SLF001 - first metadata fetch
-                partitions = consumer.partitions_for_topic(topic) or set()
-            if not partitions:
-                raise RuntimeError(f"topic {topic} does not exist")
-            tps.extend(TopicPartition(topic, p) for p in partitions)
         consumer.assign(tps)
         ends = await end_offsets(consumer, tps)
         await consumer.seek_to_beginning(*tps)

@@ -29,7 +29,14 @@ from worker.files import write_private
 from worker.processor import DeadLettered, Decided, Processor
 from worker.replay.comparison import summarize
 from worker.replay.progress import Progress
-from worker.replay.seeking import BATCH_RECORDS, end_offsets, offsets_for_time, scan_for_time, timestamp_at
+from worker.replay.seeking import (
+    BATCH_RECORDS,
+    end_offsets,
+    offsets_for_time,
+    partitions_of,
+    scan_for_time,
+    timestamp_at,
+)
 from worker.replay.sinks import FileSink, Sink, TopicSink
 
 
@@ -213,6 +220,13 @@ class Replayer:
     async def _from_topic(self, sink: Sink) -> str:
         assert self.plan.source_topic is not None  # noqa: S101
         connection = self._connection()
+        known = await partitions_of(connection, self.plan.source_topic)
+        if not known:
+            raise RuntimeError(f"topic {self.plan.source_topic} does not exist or has no partitions")
+        chosen = sorted(known) if self.plan.partitions is None else sorted(self.plan.partitions)
+        missing = sorted(set(chosen) - known)
+        if missing:
+            raise RuntimeError(f"topic {self.plan.source_topic} has no partition(s) {missing}")
         consumer = connection.consumer(
             group_id=None,  # no group: nothing is committed, the live group is untouched
             enable_auto_commit=False,
@@ -223,16 +237,6 @@ class Replayer:
         await consumer.start()
         method = "offsets"
         try:
-            known = consumer.partitions_for_topic(self.plan.source_topic)
-            if not known:
-                await consumer._client.force_metadata_update()  # noqa: SLF001 - first metadata fetch for an unassigned topic
-                known = consumer.partitions_for_topic(self.plan.source_topic) or set()
-            if not known:
-                raise RuntimeError(f"topic {self.plan.source_topic} does not exist or has no partitions")
-            chosen = sorted(known) if self.plan.partitions is None else sorted(self.plan.partitions)
-            missing = sorted(set(chosen) - set(known))
-            if missing:
-                raise RuntimeError(f"topic {self.plan.source_topic} has no partition(s) {missing}")
             tps = [TopicPartition(self.plan.source_topic, p) for p in chosen]
             consumer.assign(tps)
             begin = await consumer.beginning_offsets(tps)

@@ -83,6 +83,21 @@ async def _answer_holds(
     return True
 
 
+async def partitions_of(connection: KafkaConnection, topic: str) -> set[int]:
+    """The partitions of a topic (none: it does not exist), asked before any consumer starts.
+
+    Asking all topics' metadata creates nothing on a broker that auto-creates the topics a
+    client names, and a consumer stopped before it was assigned anything would fail to stop.
+    """
+    client = connection.client()
+    await client.bootstrap()
+    try:
+        metadata = await client.fetch_all_metadata()
+        return set(metadata.partitions_for_topic(topic) or ())
+    finally:
+        await client.close()
+
+
 async def timestamp_at(connection: KafkaConnection, tp: TopicPartition, offset: int) -> int | None:
     """The timestamp of the record at an offset, or None when there is none."""
     consumer = connection.consumer(group_id=None, enable_auto_commit=False)
