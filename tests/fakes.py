@@ -17,9 +17,13 @@ class FakePublisher:
         self.max_bytes = max_bytes
         """Refuse messages larger than this as Kafka does (MessageSizeTooLargeError), every time."""
         self.sent: list[tuple[str, bytes | None, bytes]] = []
+        self.headers: list[list[tuple[str, bytes]]] = []
+        """The headers of each message in `sent`, in the same order."""
         self.attempts = 0
 
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None
+    ) -> Awaitable[Any]:
         self.attempts += 1
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.max_bytes is not None and len(value) + len(key or b"") > self.max_bytes:
@@ -28,6 +32,7 @@ class FakePublisher:
             future.set_exception(ConnectionError("broker unreachable"))
         else:
             self.sent.append((topic, key, value))
+            self.headers.append(list(headers or ()))
             future.set_result(None)
         return future
 

@@ -38,6 +38,7 @@ ALLOWED_KEYS = frozenset(
         "source_partition",
         "source_offset",
         "output_topic",
+        "traceparent",
         # the decision
         "policy_id",
         "policy_versions",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import uuid
 from collections import Counter
-from importlib import resources
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,8 @@ from tests.integration.conftest import (
     wait_for,
     wait_until_decided,
 )
+from worker.connection import KafkaConnection
+from worker.samples import sample_claims
 
 pytestmark = pytest.mark.integration
 
@@ -27,8 +30,7 @@ PHI = ("Pat", "Example", "1980-04-02", "hydrochloride", "Main Street")
 
 
 def samples() -> list[bytes]:
-    text = resources.files("worker").joinpath("samples/claims.jsonl").read_bytes()
-    return [line for line in text.splitlines() if line.strip()]
+    return sample_claims()
 
 
 def test_every_claim_yields_exactly_one_output_on_the_right_topic(deployment: Deployment) -> None:
@@ -163,3 +165,48 @@ def test_a_900_kb_key_with_a_1_1_mb_value_never_stalls_a_partition(deployment: D
     assert dead[0]["original_size"] == 1_100_000
     assert all(len(value) <= 2_097_152 for _, _, value in got)
     assert worker.poll() is None
+
+
+def test_a_trace_on_the_input_reaches_the_output_headers_and_the_audit_line(deployment: Deployment) -> None:
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    servers = deployment.broker.bootstrap_servers
+
+    async def produce_traced() -> None:
+        producer = KafkaConnection.plaintext(servers).producer()
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                deployment.settings.input_topic,
+                to_bytes(example_event()),
+                key=b"CLM-2025-000123",
+                headers=[("traceparent", trace.encode())],
+            )
+        finally:
+            await producer.stop()
+
+    async def read_one() -> Any:
+        consumer = KafkaConnection.plaintext(servers).consumer(
+            *deployment.output_topics, group_id=None, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        try:
+            for _ in range(120):
+                for messages in (await consumer.getmany(timeout_ms=500)).values():
+                    return messages[0]
+        finally:
+            await consumer.stop()
+        raise AssertionError("no output")
+
+    asyncio.run(produce_traced())
+    _, _, audit = deployment.start_worker()
+    message = asyncio.run(read_one())
+    headers = dict(message.headers)
+    output = json.loads(message.value)
+    assert headers["traceparent"] == trace.encode()
+    assert headers["ce_id"] == output["event_id"].encode()
+    assert headers["ce_type"] == b"claim.adjudicated"
+    assert headers["ce_source"] == f"/claims-worker/{deployment.settings.group_id}".encode()
+    assert headers["content-type"] == b"application/json"
+    wait_for(lambda: trace in audit.read_text(), 10, "the audit line")
+    decided = next(json.loads(line) for line in audit.read_text().splitlines() if '"claim.decided"' in line)
+    assert decided["traceparent"] == trace

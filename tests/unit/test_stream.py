@@ -135,8 +135,10 @@ async def test_an_event_id_reused_for_other_content_gets_a_dead_letter_naming_bo
 
 async def test_a_failed_send_is_retried_until_acknowledged(policies: PolicyBook, log: io.StringIO) -> None:
     class FailingTwice(FakePublisher):
-        async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
-            result = await super().send(topic, key, value)
+        async def send(
+            self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None
+        ) -> Awaitable[Any]:
+            result = await super().send(topic, key, value, headers)
             if self.failures:
                 self.round_done()
             return result
@@ -217,3 +219,31 @@ def test_a_memory_table_offers_its_dict_for_compaction() -> None:
     table.data["A"] = {"status": "active"}
     assert backing == {"A": {"status": "active"}}
     assert list(view) == ["A"]
+
+
+async def test_outputs_carry_cloudevents_headers_and_the_inputs_trace(policies: PolicyBook, log: io.StringIO) -> None:
+    publisher = FakePublisher()
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    batch = [
+        Incoming(to_bytes(example_event()), b"k", "in", 0, 0, (("traceparent", trace.encode()),)),
+        Incoming(b"not json", b"k", "in", 0, 1, (("traceparent", b"00-not-a-trace\nFirst Name"),)),
+    ]
+    await handle_batch(handler(policies, publisher), batch)
+    decided, dead = (dict(headers) for headers in publisher.headers)
+    event = json.loads(publisher.sent[0][2])
+    assert decided == {
+        "content-type": b"application/json",
+        "ce_specversion": b"1.0",
+        "ce_id": event["event_id"].encode(),
+        "ce_source": b"/claims-worker",
+        "ce_type": b"claim.adjudicated",
+        "ce_time": event["decided_at"].encode(),
+        "traceparent": trace.encode(),
+    }
+    assert dead["ce_type"] == b"claim.dead_lettered"
+    assert "traceparent" not in dead  # a malformed one is not echoed
+    lines = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert [line.get("traceparent") for line in lines if line["event"] in ("claim.decided", "claim.dead_lettered")] == [
+        trace,
+        None,
+    ]

@@ -26,6 +26,7 @@ from worker import dead_letter
 from worker.adjudication import PolicyBook
 from worker.connection import KafkaConnection
 from worker.files import write_private
+from worker.headers import output_headers, traceparent_of
 from worker.processor import DeadLettered, Decided, Processor
 from worker.replay.comparison import summarize
 from worker.replay.progress import Progress
@@ -37,7 +38,7 @@ from worker.replay.seeking import (
     scan_for_time,
     timestamp_at,
 )
-from worker.replay.sinks import FileSink, Sink, TopicSink
+from worker.replay.sinks import FileSink, Output, Sink, TopicSink
 
 
 @dataclass
@@ -136,17 +137,34 @@ class Replayer:
         self._already_done = 0
         """Events a resumed run had processed before it stopped."""
 
-    def _decide(self, raw: bytes, position: SourcePosition) -> tuple[bytes | None, bytes] | None:
+    def _decide(self, raw: bytes, position: SourcePosition, trace: str | None = None) -> Output | None:
         result = self.processor.process(raw, position)
+        source = f"/claims-worker/replay/{self.plan.run_id}"
         if isinstance(result, Decided):
             self.processor.remember(result, emitted=True)
-            value = result.event.model_dump_json().encode()
+            event = result.event
+            value = event.model_dump_json().encode()
             if self.keep_summaries:
-                self.summaries[str(result.event.source_event_id)] = summarize(json.loads(value))
-            return result.event.claim_id.encode(), value
+                self.summaries[str(event.source_event_id)] = summarize(json.loads(value))
+            headers = output_headers(
+                event_id=str(event.event_id),
+                event_type=event.event_type,
+                time=event.decided_at,
+                source=source,
+                traceparent=trace,
+            )
+            return event.claim_id.encode(), value, headers
         if isinstance(result, DeadLettered):
             self.dead_letters += 1
-            return dead_letter.message_key(position.key), result.record.model_dump_json().encode()
+            record = result.record
+            headers = output_headers(
+                event_id=str(record.event_id),
+                event_type=record.event_type,
+                time=record.dead_lettered_at,
+                source=source,
+                traceparent=trace,
+            )
+            return dead_letter.message_key(position.key), record.model_dump_json().encode(), headers
         return None  # the same event id earlier in the range: decided once, as the live worker does
 
     async def run(self) -> ReplayResult:
@@ -262,6 +280,7 @@ class Replayer:
                             SourcePosition.of_record(
                                 tp.topic, tp.partition, message.offset, message.key, keep=dead_letter.KEY_KEPT
                             ),
+                            traceparent_of(message.headers),
                         )
                         if out is not None:
                             items.append(out)

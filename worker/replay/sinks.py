@@ -8,12 +8,16 @@ from typing import Protocol
 
 from worker.connection import KafkaConnection
 from worker.files import open_private
+from worker.headers import Headers
+
+Output = tuple[bytes | None, bytes, Headers]
+"""One output: its key, its value and its headers."""
 
 
 class Sink(Protocol):
     """Where replay outputs go."""
 
-    async def write(self, items: list[tuple[bytes | None, bytes]]) -> None:
+    async def write(self, items: list[Output]) -> None:
         """Write (key, value) pairs; return when they are durable."""
         ...
 
@@ -33,9 +37,11 @@ class TopicSink:
         """Connect the producer."""
         await self.producer.start()
 
-    async def write(self, items: list[tuple[bytes | None, bytes]]) -> None:
+    async def write(self, items: list[Output]) -> None:
         """Send and wait for every acknowledgement."""
-        futures = [await self.producer.send(self.topic, value, key=key) for key, value in items]
+        futures = [
+            await self.producer.send(self.topic, value, key=key, headers=headers) for key, value, headers in items
+        ]
         await asyncio.gather(*futures)
 
     async def close(self) -> None:
@@ -49,9 +55,9 @@ class FileSink:
     def __init__(self, path: Path, *, group: str | None = None) -> None:
         self.handle = open_private(path, "ab", group=group)
 
-    async def write(self, items: list[tuple[bytes | None, bytes]]) -> None:
+    async def write(self, items: list[Output]) -> None:
         """Append and flush."""
-        self.handle.write(b"".join(value + b"\n" for _, value in items))
+        self.handle.write(b"".join(value + b"\n" for _, value, _ in items))
         self.handle.flush()
 
     async def close(self) -> None:

@@ -18,6 +18,14 @@ from worker.stream.faust_quirks import hold_until_delivered, let_batches_queue, 
 from worker.stream.offsets import Gap, GapCheck
 
 
+def _header_pairs(headers: Any) -> list[tuple[str, bytes | None]]:
+    """A message's headers as pairs, whichever shape Faust hands them in (a mapping or pairs)."""
+    if not headers:
+        return []
+    items = headers.items() if hasattr(headers, "items") else headers
+    return [(str(name), value) for name, value in items]
+
+
 def register_agent(
     app: faust.App, source: Any, handler: StreamHandler, gaps: GapCheck, *, batch_size: int, within_seconds: float
 ) -> Any:
@@ -31,6 +39,7 @@ def register_agent(
                 topic=event.message.topic,
                 partition=event.message.partition,
                 offset=event.message.offset,
+                headers=tuple(_header_pairs(event.message.headers)),
             )
             for event in events
         ]

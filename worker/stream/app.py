@@ -14,6 +14,7 @@ import faust
 from worker import audit, dead_letter
 from worker.adjudication import PolicyBook
 from worker.connection import KafkaConnection
+from worker.headers import Headers
 from worker.heap import settle_heap
 from worker.history import ClaimHistory
 from worker.policy_files import load_policy_book
@@ -34,9 +35,9 @@ class FaustPublisher:
     def __init__(self, app: faust.App) -> None:
         self.app = app
 
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> Awaitable[Any]:
         """Enqueue one message; the result completes on the broker's acknowledgement."""
-        fut: Awaitable[Any] = await self.app.producer.send(topic, key, value, None, None, None)
+        fut: Awaitable[Any] = await self.app.producer.send(topic, key, value, None, None, headers)
         return fut
 
 
@@ -127,6 +128,7 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
         metrics,
         scope=view,  # the claim table's changelog partition follows the input's
         on_progress=progress,
+        event_source=f"/claims-worker/{settings.group_id}",
     )
     runtime.handler = handler
     reader = GapReader(connection, settings.input_topic, read_committed=settings.processing_guarantee == "exactly_once")

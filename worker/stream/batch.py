@@ -23,6 +23,7 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from claims_contracts.v1 import SourcePosition
 from worker import audit, dead_letter
+from worker.headers import Headers, output_headers, traceparent_of
 from worker.history import Emitted
 from worker.processor import DeadLettered, Decided, Processor, Redelivered
 from worker.stream.metrics import Metrics
@@ -40,6 +41,7 @@ class Incoming:
     topic: str
     partition: int
     offset: int
+    headers: tuple[tuple[str, bytes | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,7 @@ class Topics:
 class Publisher(Protocol):
     """Sends one message; the returned awaitable completes when the broker acknowledges it."""
 
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> Awaitable[Any]:
         """Enqueue a message and return its delivery future."""
         ...
 
@@ -75,6 +77,7 @@ class Outgoing:
     payload: bytes
     result: Decided | DeadLettered
     taken: float
+    headers: Headers
 
 
 class StreamHandler:
@@ -91,6 +94,7 @@ class StreamHandler:
         on_progress: Callable[[Incoming], None] | None = None,
         retry_initial: float = 0.1,
         retry_max: float = 10.0,
+        event_source: str = "/claims-worker",
     ) -> None:
         self.processor = processor
         self.publisher = publisher
@@ -100,6 +104,8 @@ class StreamHandler:
         self.on_progress = on_progress
         self.retry_initial = retry_initial
         self.retry_max = retry_max
+        self.event_source = event_source
+        """The CloudEvents `source` of the outputs."""
         self.send_failures = 0
         """Consecutive failed send rounds; non-zero means the worker is cut off."""
         self._delivering_since: float | None = None
@@ -135,15 +141,31 @@ class StreamHandler:
         return pending
 
     def _outgoing(self, incoming: Incoming, result: Decided | DeadLettered, taken: float) -> Outgoing:
+        trace = traceparent_of(incoming.headers)
         if isinstance(result, Decided):
+            event = result.event
             # Keyed by claim id whatever the input key, so a claim's outputs share a partition.
             topic = self.topics.pended if result.decision.pended else self.topics.adjudicated
-            return Outgoing(
-                incoming, topic, result.event.claim_id.encode(), result.event.model_dump_json().encode(), result, taken
+            headers = output_headers(
+                event_id=str(event.event_id),
+                event_type=event.event_type,
+                time=event.decided_at,
+                source=self.event_source,
+                traceparent=trace,
             )
-        payload = result.record.model_dump_json().encode()
+            payload = event.model_dump_json().encode()
+            return Outgoing(incoming, topic, event.claim_id.encode(), payload, result, taken, headers)
+        record = result.record
+        headers = output_headers(
+            event_id=str(record.event_id),
+            event_type=record.event_type,
+            time=record.dead_lettered_at,
+            source=self.event_source,
+            traceparent=trace,
+        )
+        key = dead_letter.message_key(incoming.key)
         return Outgoing(
-            incoming, self.topics.dead_letter, dead_letter.message_key(incoming.key), payload, result, taken
+            incoming, self.topics.dead_letter, key, record.model_dump_json().encode(), result, taken, headers
         )
 
     def _smaller(self, item: Outgoing) -> Outgoing | None:
@@ -190,7 +212,7 @@ class StreamHandler:
             futures = []
             for item in remaining:
                 try:
-                    futures.append(await self.publisher.send(item.topic, item.key, item.payload))
+                    futures.append(await self.publisher.send(item.topic, item.key, item.payload, item.headers))
                 except Exception as error:  # noqa: BLE001 - any send failure is retried, never dropped
                     futures.append(_failed(error))
             outcomes = await asyncio.gather(*futures, return_exceptions=True)
@@ -221,6 +243,9 @@ class StreamHandler:
             "source_partition": item.incoming.partition,
             "source_offset": item.incoming.offset,
         }
+        trace = traceparent_of(item.incoming.headers)
+        if trace is not None:
+            source["traceparent"] = trace
         if self.scope is not None:
             self.scope.partition = item.incoming.partition
         result = item.result

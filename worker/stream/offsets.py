@@ -171,7 +171,14 @@ class GapCheck:
                 )
                 continue
             recovered += [
-                Incoming(value=r.value or b"", key=r.key, topic=self.topic, partition=gap.partition, offset=r.offset)
+                Incoming(
+                    value=r.value or b"",
+                    key=r.key,
+                    topic=self.topic,
+                    partition=gap.partition,
+                    offset=r.offset,
+                    headers=tuple(r.headers or ()),
+                )
                 for r in records
             ]
             readable.append(gap)
