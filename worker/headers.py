@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime
+
+from claims_contracts.v1 import AdjudicationEvent, DeadLetterRecord, PendForReviewEvent
 
 Headers = list[tuple[str, bytes]]
 
@@ -29,15 +30,16 @@ def traceparent_of(headers: Iterable[tuple[str, bytes | None]] | None) -> str | 
 
 
 def output_headers(
-    *, event_id: str, event_type: str, time: datetime, source: str, traceparent: str | None = None
+    output: AdjudicationEvent | PendForReviewEvent | DeadLetterRecord, *, source: str, traceparent: str | None = None
 ) -> Headers:
-    """The headers of one output event."""
+    """The headers of one output event: its id, type and time, where it came from, and the trace."""
+    time = output.dead_lettered_at if isinstance(output, DeadLetterRecord) else output.decided_at
     headers: Headers = [
         ("content-type", b"application/json"),
         ("ce_specversion", b"1.0"),
-        ("ce_id", event_id.encode()),
+        ("ce_id", str(output.event_id).encode()),
         ("ce_source", source.encode()),
-        ("ce_type", event_type.encode()),
+        ("ce_type", output.event_type.encode()),
         ("ce_time", time.isoformat().replace("+00:00", "Z").encode()),
     ]
     if traceparent is not None:

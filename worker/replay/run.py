@@ -146,24 +146,11 @@ class Replayer:
             value = event.model_dump_json().encode()
             if self.keep_summaries:
                 self.summaries[str(event.source_event_id)] = summarize(json.loads(value))
-            headers = output_headers(
-                event_id=str(event.event_id),
-                event_type=event.event_type,
-                time=event.decided_at,
-                source=source,
-                traceparent=trace,
-            )
-            return event.claim_id.encode(), value, headers
+            return event.claim_id.encode(), value, output_headers(event, source=source, traceparent=trace)
         if isinstance(result, DeadLettered):
             self.dead_letters += 1
             record = result.record
-            headers = output_headers(
-                event_id=str(record.event_id),
-                event_type=record.event_type,
-                time=record.dead_lettered_at,
-                source=source,
-                traceparent=trace,
-            )
+            headers = output_headers(record, source=source, traceparent=trace)
             return dead_letter.message_key(position.key), record.model_dump_json().encode(), headers
         return None  # the same event id earlier in the range: decided once, as the live worker does
 

@@ -146,23 +146,11 @@ class StreamHandler:
             event = result.event
             # Keyed by claim id whatever the input key, so a claim's outputs share a partition.
             topic = self.topics.pended if result.decision.pended else self.topics.adjudicated
-            headers = output_headers(
-                event_id=str(event.event_id),
-                event_type=event.event_type,
-                time=event.decided_at,
-                source=self.event_source,
-                traceparent=trace,
-            )
+            headers = output_headers(event, source=self.event_source, traceparent=trace)
             payload = event.model_dump_json().encode()
             return Outgoing(incoming, topic, event.claim_id.encode(), payload, result, taken, headers)
         record = result.record
-        headers = output_headers(
-            event_id=str(record.event_id),
-            event_type=record.event_type,
-            time=record.dead_lettered_at,
-            source=self.event_source,
-            traceparent=trace,
-        )
+        headers = output_headers(record, source=self.event_source, traceparent=trace)
         key = dead_letter.message_key(incoming.key)
         return Outgoing(
             incoming, self.topics.dead_letter, key, record.model_dump_json().encode(), result, taken, headers
