@@ -1,8 +1,10 @@
 # Everything a fresh machine needs: `make test` and `make demo` create the virtual
 # environment and install the pinned dependencies before they run.
 SHELL := /bin/bash
+# Python 3.11, 3.12 and 3.13 are supported: `make test PYTHON=python3.13` builds and tests in a
+# virtual environment of its own (.venv-python3.13), the default one stays .venv.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV ?= .venv
+VENV ?= .venv$(if $(filter command line environment,$(origin PYTHON)),-$(notdir $(PYTHON)))
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 

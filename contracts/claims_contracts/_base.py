@@ -16,7 +16,8 @@ class InboundModel(BaseModel):
     model_config = ConfigDict(
         frozen=True,
         extra="ignore",
-        str_strip_whitespace=True,
+        # Values are taken as sent: a padded identifier is refused (by its pattern), not trimmed,
+        # so the model and the published JSON Schema accept the same documents.
         # Parsed from JSON only: pydantic's strict mode would reject date strings,
         # so strictness is applied per field where it matters (decimals, ints).
     )

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import date
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from claims_contracts._base import InboundModel
-from claims_contracts.v1.codes import Icd10CmCode, Money, Ndc, Npi, ProcedureCode, Units
-
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-"""A payer-assigned identifier: 1 to 64 characters."""
+from claims_contracts.v1.codes import (
+    AuthorizationId,
+    ClaimNumber,
+    DiagnosisPointer,
+    Icd10CmCode,
+    IsoDate,
+    LineNumber,
+    MemberId,
+    Money,
+    Ndc,
+    Npi,
+    ProcedureCode,
+    Timestamp,
+    Units,
+)
 
 
 class ClaimType(StrEnum):
@@ -63,12 +73,12 @@ class Address(InboundModel):
 class Member(InboundModel):
     """The member the claim is for."""
 
-    member_id: Identifier = Field(description="Payer member id.")
+    member_id: MemberId = Field(description="Payer member id.")
     line_of_business: LineOfBusiness = Field(description="Coverage product on the date of service.")
     product_name: str | None = Field(default=None, max_length=200, description="Marketing name, e.g. Dean Care Gold.")
     first_name: str | None = Field(default=None, max_length=200, description="PHI: never logged or published.")
     last_name: str | None = Field(default=None, max_length=200, description="PHI: never logged or published.")
-    birth_date: date | None = Field(default=None, description="PHI: never logged or published.")
+    birth_date: IsoDate | None = Field(default=None, description="PHI: never logged or published.")
     address: Address | str | None = Field(default=None, description="PHI: never logged or published.")
 
 
@@ -93,18 +103,18 @@ class OtherPayer(InboundModel):
     payer_sequence: Literal["primary", "secondary", "tertiary"]
     claim_status: Literal["paid", "denied", "pending"] | None = None
     paid_amount: Money | None = None
-    adjudicated_date: date | None = None
+    adjudicated_date: IsoDate | None = None
 
 
 class PriorAuthorization(InboundModel):
     """An authorization on file for the member."""
 
-    auth_id: Identifier
+    auth_id: AuthorizationId
     status: Literal["approved", "denied", "pending"]
     procedure_code: ProcedureCode | None = None
     ndc: Ndc | None = None
-    start_date: date
-    end_date: date
+    start_date: IsoDate
+    end_date: IsoDate
     authorized_units: Units | None = None
 
     @model_validator(mode="after")
@@ -117,8 +127,8 @@ class PriorAuthorization(InboundModel):
 class ClaimLine(InboundModel):
     """One service line."""
 
-    line_number: int = Field(strict=True, ge=1, le=999, description="1..999, unique within the claim.")
-    service_date: date = Field(description="Date of service.")
+    line_number: LineNumber = Field(description="1..999, unique within the claim.")
+    service_date: IsoDate = Field(description="Date of service.")
     procedure_code: ProcedureCode | None = Field(default=None, description="HCPCS or CPT; pharmacy claims may omit it.")
     modifiers: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{2}$")]] = Field(
         default_factory=list, max_length=4, description="0 to 4 two-character modifiers."
@@ -131,19 +141,53 @@ class ClaimLine(InboundModel):
     units: Units
     charge_amount: Money
     place_of_service: Annotated[str, StringConstraints(pattern=r"^\d{2}$")] | None = None
-    diagnosis_pointers: list[Annotated[int, Field(strict=True, ge=1, le=99)]] | None = Field(
+    diagnosis_pointers: list[DiagnosisPointer] | None = Field(
         default=None, max_length=12, description="1-based indexes into claim.diagnoses; none means all."
     )
+
+
+MODEL_ONLY_RULES = (
+    "line numbers are unique within the claim",
+    "diagnosis pointers are within the claim's diagnoses",
+    "a prior authorization's end_date is not before its start_date",
+    "the NPI check digit (Luhn with prefix 80840)",
+)
+"""What the model checks that JSON Schema cannot state; the published schema lists them under
+`x-also-checked`, and the agreement tests hold the model and the schema to everything else."""
+
+_CLAIM_SCHEMA_RULES: dict[str, Any] = {
+    "allOf": [
+        {
+            "if": {"properties": {"frequency_code": {"enum": ["7", "8"]}}, "required": ["frequency_code"]},
+            "then": {"required": ["original_claim_id"], "properties": {"original_claim_id": {"type": "string"}}},
+        },
+        {
+            "if": {"properties": {"claim_type": {"not": {"const": "pharmacy"}}}},
+            "then": {
+                "required": ["diagnoses"],
+                "properties": {
+                    "diagnoses": {"type": "array", "minItems": 1},
+                    "lines": {
+                        "items": {"required": ["procedure_code"], "properties": {"procedure_code": {"type": "string"}}}
+                    },
+                },
+            },
+        },
+    ],
+    "x-also-checked": list(MODEL_ONLY_RULES),
+}
 
 
 class Claim(InboundModel):
     """The claim itself."""
 
-    claim_id: Identifier = Field(description="Payer claim number.")
+    model_config = ConfigDict(**InboundModel.model_config, json_schema_extra=_CLAIM_SCHEMA_RULES)
+
+    claim_id: ClaimNumber = Field(description="Payer claim number.")
     claim_type: ClaimType
     frequency_code: Literal["1", "7", "8"] = Field(default="1", description="X12 CLM05-3: original, replacement, void.")
-    original_claim_id: Identifier | None = Field(default=None, description="The claim replaced or voided (7 and 8).")
-    received_date: date
+    original_claim_id: ClaimNumber | None = Field(default=None, description="The claim replaced or voided (7 and 8).")
+    received_date: IsoDate
     member: Member
     provider: Provider
     diagnoses: list[Diagnosis] | None = Field(default=None, max_length=99)
@@ -181,5 +225,5 @@ class ClaimEvent(InboundModel):
 
     schema_version: Literal[1] = Field(description="Contract version.")
     event_id: UUID = Field(description="Unique per published event; a redelivery carries the same id.")
-    occurred_at: AwareDatetime = Field(description="When intake published it (RFC 3339).")
+    occurred_at: Timestamp = Field(description="When intake published it (RFC 3339).")
     claim: Claim

@@ -7,16 +7,45 @@ its code set on the date of service is the determination core's business.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer, StringConstraints
+from annotated_types import Interval
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
+from pydantic_core import core_schema
 
-_ICD10CM = re.compile(r"^[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?$")
+# Each pattern is stated once and used twice: by the model, and in the published JSON Schema.
+ICD10CM_PATTERN = r"^[A-Za-z][0-9][0-9A-Za-z](?:\.?[0-9A-Za-z]{1,4})?$"
 # The NDC forms in use: 10 digits as 4-4-2, 5-3-2 or 5-4-1, 11 digits as 5-4-2,
 # each hyphenated, or the bare digits (10 or 11).
-_NDC = re.compile(r"^(?:\d{4}-\d{4}-\d{2}|\d{5}-\d{3}-\d{2}|\d{5}-\d{4}-\d{1}|\d{5}-\d{4}-\d{2}|\d{10}|\d{11})$")
-_HCPCS = re.compile(r"^[A-Z0-9]{5}$")
+NDC_PATTERN = (
+    r"^(?:[0-9]{4}-[0-9]{4}-[0-9]{2}|[0-9]{5}-[0-9]{3}-[0-9]{2}|[0-9]{5}-[0-9]{4}-[0-9]{1}"
+    r"|[0-9]{5}-[0-9]{4}-[0-9]{2}|[0-9]{10}|[0-9]{11})$"
+)
+HCPCS_PATTERN = r"^[A-Za-z0-9]{5}$"
+NPI_PATTERN = r"^[0-9]{10}$"
+UNITS_PATTERN = r"^(?:[1-9][0-9]{0,11}(?:\.[0-9]{1,3})?|0\.(?:[1-9][0-9]{0,2}|0[1-9][0-9]?|00[1-9]))$"
+"""A quantity greater than 0: up to 12 integer digits, no leading zero, at most 3 decimals."""
+MONEY_PATTERN = r"^(?:0|[1-9][0-9]{0,11})(?:\.[0-9]{1,2})?$"
+"""An amount of 0 or more: up to 12 integer digits, no leading zero, at most 2 decimals."""
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/#-]*$"
+"""A payer-assigned identifier: letters, digits and . _ : / # - (no spaces, no control characters,
+no X12 delimiters), starting with a letter or digit."""
+
+_UNITS = re.compile(UNITS_PATTERN)
+_MONEY = re.compile(MONEY_PATTERN)
 
 
 def luhn_valid_npi(npi: str) -> bool:
@@ -44,92 +73,173 @@ def luhn_valid_npi(npi: str) -> bool:
     return (10 - total % 10) % 10 == int(npi[9])
 
 
+@dataclass(frozen=True)
+class _Matching:
+    """A string that must match a pattern.
+
+    The model checks it with a message a person can act on; the JSON Schema publishes the same
+    `pattern`, so both accept the same strings.
+    """
+
+    pattern: str
+    message: str
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, str) or not re.fullmatch(self.pattern, value):
+            raise ValueError(self.message)
+        return value
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        json_schema: dict[str, Any] = handler(schema)
+        json_schema["pattern"] = self.pattern
+        return json_schema
+
+
+@dataclass(frozen=True)
+class _Written(_Matching):
+    """A value that must be written as a pattern says before it is parsed (a date, a time).
+
+    Pydantic also reads other forms (a date from a number of seconds, even in a string); the
+    contract takes the one form its JSON Schema publishes.
+    """
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, date):  # built in Python (a datetime is a date too)
+            return value
+        return super().check(value)
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_before_validator_function(self.check, handler(source))
+
+
 def _check_npi(value: str) -> str:
-    if not re.fullmatch(r"\d{10}", value):
-        raise ValueError("NPI must be exactly 10 digits")
     if not luhn_valid_npi(value):
         raise ValueError("NPI check digit is wrong (Luhn with prefix 80840)")
     return value
 
 
-def _check_icd10cm(value: str) -> str:
-    upper = value.upper()
-    if not _ICD10CM.fullmatch(upper):
-        raise ValueError("not ICD-10-CM code syntax (letter, 2 characters, optional dot and up to 4 characters)")
-    return upper
+def _upper(value: str) -> str:
+    return value.upper()
 
 
-def _check_ndc(value: str) -> str:
-    if not _NDC.fullmatch(value):
-        raise ValueError("NDC must be 10 or 11 digits, bare or hyphenated as 4-4-2, 5-3-2, 5-4-1 or 5-4-2")
-    return value
-
-
-def _check_hcpcs(value: str) -> str:
-    upper = value.upper()
-    if not _HCPCS.fullmatch(upper):
-        raise ValueError("HCPCS/CPT code must be 5 letters or digits")
-    return upper
-
-
-def _decimal_from_string(value: Any) -> Decimal:
-    # Amounts travel as strings so no float rounding can touch them; a JSON
-    # number is refused rather than guessed at.
-    if not isinstance(value, str):
+def _decimal_matching(pattern: re.Pattern[str], what: str) -> BeforeValidator:
+    # Amounts travel as strings so no float rounding can touch them; a JSON number, an
+    # exponent, a sign, underscores or spaces are refused rather than guessed at.
+    def parse(value: Any) -> Decimal:
         if isinstance(value, Decimal):
             return value
-        raise ValueError('must be a decimal string such as "12.50", not a JSON number')
-    try:
-        parsed = Decimal(value)
-    except InvalidOperation:
-        raise ValueError("not a decimal number") from None
-    if not parsed.is_finite():
-        raise ValueError("must be a finite decimal")
-    return parsed
+        if not isinstance(value, str):
+            kind = {bool: "boolean", int: "number", float: "number"}.get(type(value), type(value).__name__)
+            raise ValueError(f'must be a decimal string such as "12.50", not a JSON {kind}')
+        if not pattern.fullmatch(value):
+            raise ValueError(f"must be {what}")
+        return Decimal(value)
+
+    return BeforeValidator(parse)
 
 
-def _max_places(places: int) -> AfterValidator:
-    def check(value: Decimal) -> Decimal:
-        exponent = value.as_tuple().exponent
-        if isinstance(exponent, int) and -exponent > places:
-            raise ValueError(f"at most {places} decimal places")
-        if value.adjusted() >= 12:
-            raise ValueError("too large (12 integer digits at most)")
-        return value
-
-    return AfterValidator(check)
-
-
-def _positive(value: Decimal) -> Decimal:
-    if value <= 0:
-        raise ValueError("must be greater than 0")
-    return value
-
-
-def _non_negative(value: Decimal) -> Decimal:
-    if value < 0:
-        raise ValueError("must not be negative")
-    return value
-
+_MODEL_ONLY_NPI = {"x-also-checked": "the Luhn check digit with prefix 80840 (not expressible in JSON Schema)"}
 
 _as_string = PlainSerializer(lambda value: str(value), return_type=str, when_used="always")
 
-Npi = Annotated[str, BeforeValidator(str), AfterValidator(_check_npi)]
+Npi = Annotated[
+    str,
+    _Matching(NPI_PATTERN, "NPI must be exactly 10 digits"),
+    AfterValidator(_check_npi),
+    Field(json_schema_extra=_MODEL_ONLY_NPI),
+]
 """A National Provider Identifier: 10 digits with a valid check digit."""
 
-Icd10CmCode = Annotated[str, StringConstraints(max_length=8), AfterValidator(_check_icd10cm)]
+Icd10CmCode = Annotated[
+    str,
+    _Matching(ICD10CM_PATTERN, "not ICD-10-CM code syntax (letter, 2 characters, optional dot and up to 4 characters)"),
+    AfterValidator(_upper),
+]
 """An ICD-10-CM code, with or without the dot, upper-cased."""
 
-Ndc = Annotated[str, StringConstraints(max_length=13), AfterValidator(_check_ndc)]
+Ndc = Annotated[
+    str, _Matching(NDC_PATTERN, "NDC must be 10 or 11 digits, bare or hyphenated as 4-4-2, 5-3-2, 5-4-1 or 5-4-2")
+]
 """A National Drug Code in one of its 10- or 11-digit forms, as sent."""
 
-ProcedureCode = Annotated[str, StringConstraints(max_length=5), AfterValidator(_check_hcpcs)]
+ProcedureCode = Annotated[
+    str, _Matching(HCPCS_PATTERN, "HCPCS/CPT code must be 5 letters or digits"), AfterValidator(_upper)
+]
 """A HCPCS Level II or CPT code, upper-cased."""
 
-Units = Annotated[Decimal, BeforeValidator(_decimal_from_string), _max_places(3), AfterValidator(_positive), _as_string]
+Units = Annotated[
+    Decimal,
+    _decimal_matching(_UNITS, 'a quantity greater than 0 with at most 3 decimal places, e.g. "1" or "0.5"'),
+    _as_string,
+    WithJsonSchema({"type": "string", "pattern": UNITS_PATTERN}, mode="validation"),
+]
 """A quantity greater than 0, at most 3 decimal places (NCPDP quantity precision)."""
 
 Money = Annotated[
-    Decimal, BeforeValidator(_decimal_from_string), _max_places(2), AfterValidator(_non_negative), _as_string
+    Decimal,
+    _decimal_matching(_MONEY, 'an amount of 0 or more with at most 2 decimal places, e.g. "12.50"'),
+    _as_string,
+    WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN}, mode="validation"),
 ]
 """An amount of US dollars, 0 or more, at most 2 decimal places."""
+
+
+_IDENTIFIER = _Matching(
+    IDENTIFIER_PATTERN, "an identifier is letters, digits and . _ : / # - only, starting with a letter or digit"
+)
+
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+TIMESTAMP_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+def _whole_number(value: Any) -> int:
+    # JSON Schema's "integer" is any number with no fraction (1.0 is one); a string or a boolean is not.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole JSON number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole JSON number")
+        return int(value)
+    return value
+
+
+LineNumber = Annotated[
+    int,
+    BeforeValidator(_whole_number),
+    Interval(ge=1, le=999),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 999}),
+]
+"""A line number, 1 to 999."""
+
+DiagnosisPointer = Annotated[
+    int,
+    BeforeValidator(_whole_number),
+    Interval(ge=1, le=99),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 99}),
+]
+"""A 1-based index into the claim's diagnoses."""
+
+IsoDate = Annotated[date, _Written(DATE_PATTERN, "a date is written YYYY-MM-DD")]
+"""A calendar date written as YYYY-MM-DD (no timestamps, no other forms)."""
+
+Timestamp = Annotated[
+    AwareDatetime,
+    _Written(TIMESTAMP_PATTERN, "a time is written as RFC 3339 with its offset, e.g. 2025-09-03T14:22:05Z"),
+]
+"""An RFC 3339 date and time with its offset."""
+
+ClaimNumber = Annotated[str, StringConstraints(min_length=1, max_length=38), _IDENTIFIER]
+"""A payer claim number: 1 to 38 characters, as X12 CLM01 allows."""
+
+MemberId = Annotated[str, StringConstraints(min_length=1, max_length=80), _IDENTIFIER]
+"""A payer member id: 1 to 80 characters, as X12 NM109 allows."""
+
+AuthorizationId = Annotated[str, StringConstraints(min_length=1, max_length=50), _IDENTIFIER]
+"""A prior authorization number: 1 to 50 characters, as X12 REF02 allows."""

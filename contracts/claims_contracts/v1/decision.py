@@ -14,7 +14,8 @@ from uuid import UUID
 from pydantic import AwareDatetime, Field, model_validator
 
 from claims_contracts._base import OutboundModel
-from claims_contracts.v1.claim import ClaimType, Identifier
+from claims_contracts.v1.claim import ClaimType
+from claims_contracts.v1.codes import ClaimNumber, MemberId
 
 
 class LineOutcome(StrEnum):
@@ -116,12 +117,12 @@ class _DecisionEvent(OutboundModel):
     schema_version: Literal[1] = 1
     event_id: UUID = Field(description="Deterministic for (source_event_id, policy versions).")
     source_event_id: UUID = Field(description="The input claim event's event_id.")
-    claim_id: Identifier
-    member_id: Identifier
+    claim_id: ClaimNumber
+    member_id: MemberId
     claim_type: ClaimType
     frequency_code: Literal["1", "7", "8"]
-    replaces_claim_id: Identifier | None = Field(default=None, description="Set on a replacement (frequency 7).")
-    voids_claim_id: Identifier | None = Field(default=None, description="Set on a void (frequency 8).")
+    replaces_claim_id: ClaimNumber | None = Field(default=None, description="Set on a replacement (frequency 7).")
+    voids_claim_id: ClaimNumber | None = Field(default=None, description="Set on a void (frequency 8).")
     supersedes_event_id: UUID | None = Field(
         default=None,
         description="On a replacement or void: the output event of the decision it supersedes or reverses, when known.",
