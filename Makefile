@@ -5,6 +5,8 @@ SHELL := /bin/bash
 # virtual environment of its own (.venv-python3.13), the default one stays .venv.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv$(if $(filter command line environment,$(origin PYTHON)),-$(notdir $(PYTHON)))
+# A pyenv shim answers only for the active version: fall back to the interpreter pyenv installed.
+PYTHON_BIN := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null || ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/*/bin/$(notdir $(PYTHON)) 2>/dev/null | tail -n 1)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
@@ -15,7 +17,8 @@ install: $(STAMP)
 COMPOSE_SCHEMA := $(VENV)/share/compose-spec.json
 
 $(STAMP): requirements/runtime.txt requirements/dev.txt pyproject.toml contracts/pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	test -n "$(PYTHON_BIN)" || { echo "no interpreter $(PYTHON) on this machine"; exit 1; }
+	$(PYTHON_BIN) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e ./contracts -e .
 	touch $(STAMP)

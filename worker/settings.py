@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -140,6 +141,18 @@ def load_settings(**overrides: Any) -> Settings:
     return Settings(**overrides)
 
 
+def _type_name(annotation: Any) -> str:
+    """A setting's type in words, the same on every Python version."""
+    args = get_args(annotation)
+    if get_origin(annotation) is Literal:
+        return " or ".join(f"`{value}`" for value in args)
+    if get_origin(annotation) in (Union, UnionType):
+        return " or ".join(_type_name(arg) for arg in args)
+    if annotation is type(None):
+        return "none"
+    return str(getattr(annotation, "__name__", annotation))
+
+
 def reference_table() -> str:
     """The settings reference as a Markdown table, generated from the model (docs/operations.md)."""
     rows = ["| variable | type | default | meaning |", "|---|---|---|---|"]
@@ -147,8 +160,7 @@ def reference_table() -> str:
         variable = f"`{ENV_PREFIX}{name.upper()}`"
         if name == "bootstrap_servers":
             variable += " or `KAFKA_BOOTSTRAP_SERVERS`"
-        kind = str(info.annotation).replace("typing.", "").replace("pathlib.", "").replace("pydantic.types.", "")
-        kind = kind.replace("<class '", "").replace("'>", "").replace("|", "or")
+        kind = _type_name(info.annotation)
         default = "" if info.default is None else f"`{info.default}`"
         rows.append(f"| {variable} | {kind} | {default} | {info.description or ''} |")
     return "\n".join(rows) + "\n"

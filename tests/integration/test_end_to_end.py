@@ -210,3 +210,25 @@ def test_a_trace_on_the_input_reaches_the_output_headers_and_the_audit_line(depl
     wait_for(lambda: trace in audit.read_text(), 10, "the audit line")
     decided = next(json.loads(line) for line in audit.read_text().splitlines() if '"claim.decided"' in line)
     assert decided["traceparent"] == trace
+
+
+def test_an_event_id_reused_for_another_claim_gets_its_own_output_and_keys_follow_the_claim(
+    deployment: Deployment,
+) -> None:
+    shared_id = "3b0d7a1e-6a52-4c8e-9d7e-5f1a2b3c4d5e"
+    first = to_bytes(claim_event(claim_id="KEY-FIRST", event_id=shared_id))
+    other = to_bytes(claim_event(claim_id="KEY-OTHER", event_id=shared_id))
+    plain = to_bytes(claim_event(claim_id="KEY-PLAIN"))
+    # Keys that are not the claim id: another id, a padded one, none.
+    deployment.produce([first, other, first, plain], [b"intake-7", b" KEY-OTHER ", b"intake-7", None])
+    deployment.start_worker()
+    got = deployment.consume(3, timeout=60)
+    by_topic = Counter(topic for topic, _, _ in got)
+    assert by_topic == {deployment.settings.adjudicated_topic: 2, deployment.settings.dead_letter_topic: 1}
+    decisions = {json.loads(value)["claim_id"]: key for topic, key, value in got if topic.endswith(".adjudicated")}
+    assert decisions == {"KEY-FIRST": b"KEY-FIRST", "KEY-PLAIN": b"KEY-PLAIN"}
+    (conflict,) = [json.loads(value) for topic, _, value in got if topic.endswith(".dead-letter")]
+    assert conflict["kind"] == "event_id_conflict"
+    assert "claim KEY-OTHER" in conflict["reason"]
+    # The redelivery of the first (same content) stays silent: nothing more arrives.
+    assert len(deployment.consume(4, timeout=8)) == 3
