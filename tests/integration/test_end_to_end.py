@@ -219,9 +219,13 @@ def test_an_event_id_reused_for_another_claim_gets_its_own_output_and_keys_follo
     first = to_bytes(claim_event(claim_id="KEY-FIRST", event_id=shared_id))
     other = to_bytes(claim_event(claim_id="KEY-OTHER", event_id=shared_id))
     plain = to_bytes(claim_event(claim_id="KEY-PLAIN"))
-    # Keys that are not the claim id: another id, a padded one, none.
-    deployment.produce([first, other, first, plain], [b"intake-7", b" KEY-OTHER ", b"intake-7", None])
+    # Keys that are not the claim id: another id, a padded one, none. The keys put the inputs on
+    # different partitions, so the first is decided before the others are sent: which of two
+    # claims with one event id came first is the order they were read in.
+    deployment.produce([first], [b"intake-7"])
     deployment.start_worker()
+    assert len(deployment.consume(1, timeout=60)) == 1
+    deployment.produce([other, first, plain], [b" KEY-OTHER ", b"intake-7", None])
     got = deployment.consume(3, timeout=60)
     by_topic = Counter(topic for topic, _, _ in got)
     assert by_topic == {deployment.settings.adjudicated_topic: 2, deployment.settings.dead_letter_topic: 1}
