@@ -58,6 +58,7 @@ class ConditionBase(BaseModel):
     """The truth the condition expects of its fact; false inverts it."""
 
     kind: str
+    """The name a policy file gives the condition (`procedure_in`, ...): one class per kind."""
     claim_wide: ClassVar[bool] = False
     """The fact is the same for every line of a claim under one version (and whether it is in
     force): the program answers it once per claim and keeps only the rules it allows."""
