@@ -113,7 +113,8 @@ def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
 
 def cmd_adjudicate(args: argparse.Namespace) -> int:
     """Decide every JSON line of the input; write one JSON line per input line."""
-    # One output per input line: a repeated event id is decided (identically) again, not skipped.
+    # One output per input line: a repeated input is decided (identically) again, not skipped; an
+    # event id repeated with other content is an event_id_conflict dead letter, as in the stream.
     policies = _policies(args.policy_dir, args.policy_version)
     processor = Processor(policies, pinned_version=args.policy_version, skip_redelivered=False)
     stream = _open_input(args.file)
@@ -125,7 +126,7 @@ def cmd_adjudicate(args: argparse.Namespace) -> int:
                 model: BaseModel = result.event
             elif isinstance(result, DeadLettered):
                 model = result.record
-            else:  # skip_redelivered=False: a repeated event id is decided again, never skipped
+            else:  # skip_redelivered=False: a repeated input is decided again, never skipped
                 continue
             out.write(model.model_dump_json().encode())
             out.write(b"\n")

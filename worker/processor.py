@@ -96,7 +96,8 @@ class Processor:
         """Decide one raw claim event, or dead-letter it.
 
         An input whose event id was already decided is a redelivery when its content is the
-        same (nothing to publish), and an `event_id_conflict` dead letter when it is not.
+        same (nothing to publish; decided again, identically, with `skip_redelivered` off), and
+        an `event_id_conflict` dead letter when it is not, wherever it is decided.
 
         Args:
             raw: the message value as received.
@@ -111,8 +112,6 @@ class Processor:
             event = self.parse(raw)
         except dead_letter.Unreadable as unreadable:
             return self.dead_lettered(raw, unreadable, source)
-        if not self.skip_redelivered:
-            return self.decide(event)
         event_id = str(event.event_id)
         seen = undelivered.get(event_id) if undelivered else None
         if seen is None:
@@ -120,10 +119,12 @@ class Processor:
         if seen is None:
             return self.decide(event)
         output_id, earlier = seen
-        if earlier is None or earlier == fingerprint(event):
+        if earlier is not None and earlier != fingerprint(event):
+            conflict = dead_letter.event_id_conflict(event_id, output_id, event.claim.claim_id)
+            return self.dead_lettered(raw, conflict, source)
+        if self.skip_redelivered:
             return Redelivered(event_id, output_id)
-        conflict = dead_letter.event_id_conflict(event_id, output_id, event.claim.claim_id)
-        return self.dead_lettered(raw, conflict, source)
+        return self.decide(event)  # the same content again: the same decision (and output id) again
 
     def dead_lettered(
         self, raw: bytes, unreadable: dead_letter.Unreadable, source: SourcePosition, max_bytes: int | None = None

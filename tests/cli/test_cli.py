@@ -104,3 +104,16 @@ class TestExplain:
         text = run("explain", str(EXAMPLE_EVENT)).stdout.decode()
         for value in ("Pat", "Example", "1980-04-02", "hydrochloride"):
             assert value not in text
+
+
+def test_an_event_id_repeated_with_other_content_is_a_conflict_offline_as_in_the_stream() -> None:
+    first = claim_event(claim_id="FILE-1", event_id="9d1f3c3a-0b7e-4a55-8f1e-2c3d4e5f6a7b")
+    other = claim_event(claim_id="FILE-2", event_id="9d1f3c3a-0b7e-4a55-8f1e-2c3d4e5f6a7b")
+    done = run("adjudicate", "-", stdin=jsonl(first, other, first))
+    assert done.returncode == 0, done.stderr
+    decided, conflict, again = (json.loads(line) for line in done.stdout.splitlines())
+    assert conflict["kind"] == "event_id_conflict"
+    assert decided["event_id"] in conflict["reason"]
+    assert {k: v for k, v in again.items() if k != "decided_at"} == {
+        k: v for k, v in decided.items() if k != "decided_at"
+    }
