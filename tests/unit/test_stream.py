@@ -86,6 +86,8 @@ async def test_an_output_refused_for_its_size_becomes_a_dead_letter_and_the_batc
     assert first["original_size"] == len(to_bytes(example_event()))
     assert first["original_sha256"] == hashlib.sha256(to_bytes(example_event())).hexdigest()
     assert "worker.output_too_large" in log.getvalue()
+    assert step.send_failures == 0  # a replacement is not a failure to reach the broker
+    assert "worker.send_failed" not in log.getvalue()
 
 
 async def test_a_huge_key_never_stalls_the_partition(policies: PolicyBook, log: io.StringIO) -> None:

@@ -209,7 +209,7 @@ class StreamHandler:
                 smaller = self._smaller(item) if isinstance(outcome, TOO_LARGE) else None
                 if smaller is not None:
                     # Never retried as it is: it would stall the partition for good.
-                    pending[pending.index(item)] = smaller
+                    pending[next(i for i, each in enumerate(pending) if each is item)] = smaller
                     failed.append(smaller)
                     outcomes[index] = None
                 elif isinstance(outcome, BaseException):
@@ -217,9 +217,9 @@ class StreamHandler:
             if not failed:
                 self.send_failures = 0
                 return
-            self.send_failures += 1
             first = next((o for o in outcomes if isinstance(o, BaseException)), None)
-            if first is not None:
+            if first is not None:  # a real failure, not only replacements to send: wait, then retry
+                self.send_failures += 1
                 audit.lifecycle("worker.send_failed", events=len(failed), error=type(first).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
