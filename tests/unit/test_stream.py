@@ -249,3 +249,11 @@ async def test_outputs_carry_cloudevents_headers_and_the_inputs_trace(policies: 
         trace,
         None,
     ]
+
+
+async def test_a_short_key_is_kept_whole_without_a_digest(policies: PolicyBook, log: io.StringIO) -> None:
+    publisher = FakePublisher()
+    await handle_batch(handler(policies, publisher), [incoming(b"not json", 0, key=b"intake-7")])
+    source = json.loads(publisher.sent[0][2])["source"]
+    assert base64.b64decode(source["key_b64"]) == b"intake-7"
+    assert (source["key_size"], source["key_truncated"], source["key_sha256"]) == (8, False, None)

@@ -35,7 +35,9 @@ class SourcePosition(OutboundModel):
     offset: int | None = None
     key_b64: str | None = Field(default=None, description="The message key, base64 (its first bytes when cut).")
     key_size: int | None = Field(default=None, description="Size of the whole key in bytes (1.1.0).")
-    key_sha256: str | None = Field(default=None, description="SHA-256 of the whole key, hex (1.1.0).")
+    key_sha256: str | None = Field(
+        default=None, description="SHA-256 of the whole key, hex, when `key_b64` holds only its first bytes (1.1.0)."
+    )
     key_truncated: bool = Field(default=False, description="True when `key_b64` holds only its first bytes (1.1.0).")
     file_line: int | None = Field(default=None, description="1-based line number, for file input.")
 
@@ -53,7 +55,9 @@ class SourcePosition(OutboundModel):
             offset=offset,
             key_b64=base64.b64encode(kept).decode("ascii"),
             key_size=len(key),
-            key_sha256=hashlib.sha256(key).hexdigest(),
+            # Only a cut key needs its digest (a whole one is in key_b64): positions are made for
+            # every input, and hashing every key would cost each of them.
+            key_sha256=hashlib.sha256(key).hexdigest() if len(kept) < len(key) else None,
             key_truncated=len(kept) < len(key),
         )
 
