@@ -19,12 +19,20 @@ class FakePublisher:
         self.sent: list[tuple[str, bytes | None, bytes]] = []
         self.headers: list[list[tuple[str, bytes]]] = []
         """The headers of each message in `sent`, in the same order."""
+        self.partitions: list[int | None] = []
+        """The partition asked for, per attempt (None: the key's)."""
         self.attempts = 0
 
     async def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
     ) -> Awaitable[Any]:
         self.attempts += 1
+        self.partitions.append(partition)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.max_bytes is not None and len(value) + len(key or b"") > self.max_bytes:
             future.set_exception(MessageSizeTooLargeError())

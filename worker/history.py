@@ -1,50 +1,54 @@
-"""What the worker remembers of the claims it decided: redeliveries, duplicates, supersessions.
+"""What the worker remembers of a member's claims: redeliveries, duplicates, supersessions.
 
-One record per claim id is the whole persisted state: a mutable mapping that is a
-Faust table (with a changelog) in the stream worker and a dict elsewhere. Values are
-JSON-friendly so the changelog can carry them. A record holds the claim's last
-decision, its status (active, voided, replaced), the fingerprints of its lines and
-the input events whose outputs were delivered (with a fingerprint of each one's content,
-so an event id reused for other content is told apart from a redelivery). Its pairs are tuples of strings and
-numbers, not lists: the garbage collector stops tracking such tuples (and then the
-record) after one pass, so a full collection no longer walks every record remembered.
-Records recovered from
-the changelog come back as lists; both read the same.
+The whole persisted state is one record per member (`MutableMapping[member id, record]`): a
+Faust table keyed by member id in the stream worker, whose input is re-keyed by member id so
+one worker owns all of a member's claims (`worker.stream.rekey`), and a dict elsewhere. Every
+question a decision asks of the history is about one member, so it is answered from that
+member's record alone: no index spans members, and memory is bounded by the store's cache, not
+by how much history there is.
 
-The two look-ups the worker makes per claim, "was this input already emitted?" and
-"which claim holds this line?", are indexes derived in memory from the records and
-rebuilt after a table recovery (`rebuild`). Deriving them instead of keeping them as
-tables of their own means one changelog write per claim instead of one per line
-plus one per input.
+A member record holds, in arrival order, each claim the member had within the look-back window:
+its last decision's output id, its status (active, replaced, voided), the fingerprints of its
+lines, its latest service date, the claim that retired it, and the input events whose outputs
+were delivered (each with a fingerprint of its content, so an event id reused for other content
+is told apart from a redelivery). Values are JSON-friendly so a changelog can carry them.
 
-Once the window is full, every claim remembered evicts one. CPython never shrinks a
-dict's table on deletion, and the resize that follows sizes it at three times the live
-entries instead of about one and a half. The history checks its tables every
-`COMPACT_EVERY` evictions and copies any that grew since its last copy (`_compact`): a
-copy is sized for the live entries only. (What each of these measured:
-docs/benchmarks-notes.md.)
+The window is of service dates, not of arrivals: a claim is kept while its latest service date
+is within `window_days` of the newest service date the member has, so what is remembered
+depends on the member's claims only, never on the clock or on other members' traffic. A member
+of implausible volume is bounded too (`MAX_LINES_PER_MEMBER`), oldest arrivals first.
+
+Order across partitions: a replacement or void can arrive before the claim it names. It then
+leaves a placeholder for the original, retired and naming the claim that retired it; the
+original, when it comes, is decided as usual, stays retired, owns no lines for duplicate checks,
+and its output says what superseded it (`superseded_by`). That is the state the claims would
+have reached in order.
 """
 
 from __future__ import annotations
 
 import hashlib
-import sys
 from collections import OrderedDict
 from collections.abc import MutableMapping
+from datetime import date, timedelta
 from typing import Any
 
 from worker.adjudication import Claim, Decision, Line, Outcome
 from worker.adjudication.ndc import normalize
 
-DEFAULT_MAX_CLAIMS = 100_000
-"""Claims remembered by default: about a day of a mid-size plan's ketamine-policy traffic."""
+DEFAULT_WINDOW_DAYS = 365
+"""Duplicate look-back by default: a year of service dates, as payers' duplicate edits use."""
 
 EVENTS_PER_CLAIM = 8
 """Delivered input events remembered per claim (resends of one claim id): redeliveries of
 older ones are decided again and get the same output event id."""
 
-COMPACT_EVERY = 1_000
-"""Evictions between checks of the tables' sizes (a check is four `sys.getsizeof` calls)."""
+MAX_LINES_PER_MEMBER = 20_000
+"""Line fingerprints kept per member, whatever the window: bounds one record (about 1 MB in
+JSON) against a producer that sends one member endless claims. Oldest arrivals go first."""
+
+CACHED_MEMBERS = 4_096
+"""Member records kept decoded between claims (the store holds them all)."""
 
 Emitted = tuple[str, str | None]
 """An input already decided: its output event id, and the fingerprint of its content (None for
@@ -76,117 +80,112 @@ def line_fingerprint(claim: Claim, line: Line) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
-class ClaimHistory:
-    """Claim memory: persisted records, indexes derived in memory."""
+def _latest_service(claim: Claim) -> str:
+    return max(line.service_date for line in claim.lines).isoformat()
 
-    def __init__(self, claims: MutableMapping[str, Any], *, max_claims: int | None = None) -> None:
-        self.claims = claims
-        """Claim id -> record; the only persisted state."""
-        self.max_claims = max_claims
-        """Remember at most this many claims: memory stays bounded. The oldest are forgotten
-        first; a redelivery or duplicate older than the window is decided afresh (same output
-        id for a redelivery, so consumers still de-duplicate)."""
-        self._unsaved: dict[str, dict[str, Any]] = {}
-        """Records of decisions whose outputs are not yet delivered (written on delivery)."""
-        self._order: OrderedDict[str, None] = OrderedDict()
-        self._emitted: dict[str, Emitted] = {}
-        self._owners: dict[str, tuple[str, int]] = {}
-        self._built = False
-        self._evictions = 0
-        self._footprints: dict[str, int] = {}
-        """Each table's size in bytes just after its last copy (`_compact`)."""
+
+class ClaimHistory:
+    """A member-keyed claim memory: one record per member, nothing derived across members."""
+
+    def __init__(
+        self,
+        members: MutableMapping[str, Any],
+        *,
+        window_days: int = DEFAULT_WINDOW_DAYS,
+        max_lines_per_member: int = MAX_LINES_PER_MEMBER,
+    ) -> None:
+        self.members = members
+        """Member id -> record; the only persisted state."""
+        self.window_days = window_days
+        self.max_lines_per_member = max_lines_per_member
+        self._working: dict[str, dict[str, Any]] = {}
+        """Records changed by decisions whose outputs are not all delivered yet."""
+        self._pending: dict[str, int] = {}
+        """Undelivered decisions per member in `_working`."""
+        self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     @classmethod
-    def in_memory(cls, max_claims: int | None = DEFAULT_MAX_CLAIMS) -> ClaimHistory:
+    def in_memory(cls, window_days: int = DEFAULT_WINDOW_DAYS) -> ClaimHistory:
         """A history held in a dict (command line, replay, tests)."""
-        return cls({}, max_claims=max_claims)
+        return cls({}, window_days=window_days)
 
-    # -- derived indexes ----------------------------------------------------------------
+    def reload(self) -> None:
+        """Forget the decoded records: the store's contents changed underneath (a table recovery)."""
+        self._cache.clear()
 
-    def rebuild(self) -> None:
-        """Derive the indexes from the records again: after a table recovery or rebalance.
+    # -- records ------------------------------------------------------------------------
 
-        Records recovered from a changelog come in changelog order, oldest first.
-        """
-        self._order = OrderedDict.fromkeys(self.claims)
-        self._emitted = {}
-        self._owners = {}
-        self._footprints = {}
-        for claim_id, record in self.claims.items():
-            self._index(claim_id, record)
-        for claim_id, record in self._unsaved.items():
-            self._order[claim_id] = None
-            self._index(claim_id, record)
-        self._built = True
-
-    def _ensure_built(self) -> None:
-        if not self._built:
-            self.rebuild()
-
-    def _index(self, claim_id: str, record: dict[str, Any]) -> None:
-        for entry in record.get("emitted", ()):
-            # Entries written before content fingerprints were kept are (source, output) pairs.
-            self._emitted[entry[0]] = (entry[1], entry[2] if len(entry) > 2 else None)
-        if record.get("status", ACTIVE) == ACTIVE:
-            for fingerprint, line_number in record.get("lines", ()):
-                self._owners[fingerprint] = (claim_id, line_number)
-
-    def _unindex(self, claim_id: str, record: dict[str, Any], *, events: bool) -> None:
-        for fingerprint, _ in record.get("lines", ()):
-            if self._owners.get(fingerprint, ("",))[0] == claim_id:
-                del self._owners[fingerprint]
-        if events:
-            for entry in record.get("emitted", ()):
-                self._emitted.pop(entry[0], None)
-
-    def _record(self, claim_id: str) -> dict[str, Any] | None:
-        record = self._unsaved.get(claim_id)
-        if record is None:
-            record = self.claims.get(claim_id)
+    def _member(self, member_id: str) -> dict[str, Any]:
+        record = self._working.get(member_id)
+        if record is not None:
+            return record
+        record = self._cache.get(member_id)
+        if record is not None:
+            self._cache.move_to_end(member_id)
+            return record
+        stored = self.members.get(member_id)
+        record = {"claims": dict(stored["claims"]), "newest": stored.get("newest")} if stored else {"claims": {}}
+        self._cache[member_id] = record
+        if len(self._cache) > CACHED_MEMBERS:
+            self._cache.popitem(last=False)
         return record
+
+    def _claim(self, member_id: str, claim_id: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = self._member(member_id)["claims"].get(claim_id)
+        return found
 
     # -- questions ----------------------------------------------------------------------
 
-    def already_emitted(self, source_event_id: str) -> Emitted | None:
+    def already_emitted(self, source_event_id: str, member_id: str) -> Emitted | None:
         """The output event id already delivered for this input event, and the input's content fingerprint."""
-        self._ensure_built()
-        return self._emitted.get(source_event_id)
+        for claim in self._member(member_id)["claims"].values():
+            for entry in claim.get("emitted", ()):
+                if entry[0] == source_event_id:
+                    return (entry[1], entry[2] if len(entry) > 2 else None)
+        return None
 
     def duplicates(self, claim: Claim) -> dict[int, str]:
-        """Lines of this claim that exactly repeat a line of another active claim.
+        """Lines of this claim that exactly repeat a line of another active claim of the member.
 
-        A replacement does not duplicate the claim it replaces, and a claim never
-        duplicates itself (a resend of the same claim id is a re-adjudication).
+        A replacement does not duplicate the claim it replaces, a claim never duplicates itself
+        (a resend of the same claim id is a re-adjudication), and a claim that arrives after
+        its own replacement is not a duplicate of it.
         """
         if claim.frequency_code == "8":
             return {}
-        self._ensure_built()
+        owners: dict[str, tuple[str, int]] = {}
+        for claim_id, held in self._member(claim.member_id)["claims"].items():
+            if held.get("status", ACTIVE) != ACTIVE or claim_id in (claim.claim_id, claim.original_claim_id):
+                continue
+            if held.get("original") == claim.claim_id:
+                continue
+            for fingerprint, line_number in held.get("lines", ()):
+                owners.setdefault(fingerprint, (claim_id, line_number))
         found: dict[int, str] = {}
         for line in claim.lines:
-            owner = self._owners.get(line_fingerprint(claim, line))
-            if owner is None:
-                continue
-            owner_claim, owner_line = owner
-            if owner_claim in (claim.claim_id, claim.original_claim_id):
-                continue
-            found[line.line_number] = f"claim {owner_claim} line {owner_line}"
+            owner = owners.get(line_fingerprint(claim, line))
+            if owner is not None:
+                found[line.line_number] = f"claim {owner[0]} line {owner[1]}"
         return found
 
     def superseded_event(self, claim: Claim) -> str | None:
         """The output event id of the decision a replacement or void supersedes, if known."""
         if claim.original_claim_id is None or claim.frequency_code == "1":
             return None
-        record = self._record(claim.original_claim_id)
-        return str(record["event_id"]) if record and record.get("event_id") else None
+        held = self._claim(claim.member_id, claim.original_claim_id)
+        return str(held["event_id"]) if held and held.get("event_id") else None
+
+    def superseded_by(self, claim: Claim) -> str | None:
+        """The claim that already replaced or voided this one (it arrived first, or earlier)."""
+        held = self._claim(claim.member_id, claim.claim_id)
+        if held is None or held.get("status", ACTIVE) == ACTIVE:
+            return None
+        by = held.get("by")
+        return str(by) if by else None
 
     def sizes(self) -> dict[str, int]:
-        """Entries held: records, and the derived indexes (what bounds this memory)."""
-        return {
-            "records": len(self._order),
-            "line_owners": len(self._owners),
-            "emitted_inputs": len(self._emitted),
-            "unsaved": len(self._unsaved),
-        }
+        """Entries held in memory: decoded records, and those waiting for delivery."""
+        return {"cached_members": len(self._cache), "working_members": len(self._working)}
 
     # -- changes ------------------------------------------------------------------------
 
@@ -194,101 +193,91 @@ class ClaimHistory:
         """Remember a decided claim before its output is delivered (in memory only).
 
         Its lines count for duplicates from now on, so a duplicate later in the same batch
-        is caught. The record is persisted by `mark_emitted`, once the output is delivered.
+        is caught. The member's record is persisted by `mark_emitted`, once the output is
+        delivered.
         """
-        self._ensure_built()
+        member = self._working.get(claim.member_id)
+        if member is None:
+            member = self._member(claim.member_id)
+            member = {"claims": dict(member["claims"]), "newest": member.get("newest")}
+            self._working[claim.member_id] = member
+            self._cache.pop(claim.member_id, None)
+        self._pending[claim.member_id] = self._pending.get(claim.member_id, 0) + 1
+        claims: dict[str, Any] = member["claims"]
+        latest = _latest_service(claim)
         if claim.original_claim_id is not None and claim.frequency_code in ("7", "8"):
-            self._retire(claim.original_claim_id, REPLACED if claim.frequency_code == "7" else VOIDED)
-        previous = self._record(claim.claim_id)
-        if previous is not None:
-            self._unindex(claim.claim_id, previous, events=False)
+            status = REPLACED if claim.frequency_code == "7" else VOIDED
+            # An original not seen yet gets a placeholder: when it comes, it is known to be retired.
+            original = claims.pop(claim.original_claim_id, None) or {"event_id": None, "lines": (), "last": latest}
+            claims[claim.original_claim_id] = {**original, "status": status, "by": claim.claim_id}
+        previous = claims.pop(claim.claim_id, None)
         lines: tuple[tuple[str, int], ...] = ()
         if claim.frequency_code != "8":
             lines = tuple(
                 (line_fingerprint(claim, line), line.line_number)
                 for line, result in zip(claim.lines, decision.lines, strict=True)
-                if result.rule != "claim.duplicate"
+                if result.rule != "claim.duplicate"  # a duplicate is not an original for later checks
             )
-        record = {
+        held: dict[str, Any] = {
             "event_id": decision.event_id,
             "status": ACTIVE if claim.frequency_code != "8" else VOIDED,
             "lines": lines,
+            "last": latest,
             "pended": decision.pended,
             "denied": any(r.outcome is Outcome.DENIED for r in decision.lines),
             "emitted": tuple(previous.get("emitted", ())) if previous else (),
         }
-        self._unsaved[claim.claim_id] = record
-        self._order[claim.claim_id] = None
-        self._order.move_to_end(claim.claim_id)
-        self._index(claim.claim_id, record)
+        if claim.original_claim_id is not None and claim.frequency_code in ("7", "8"):
+            held["original"] = claim.original_claim_id
+        if previous is not None and previous.get("status", ACTIVE) != ACTIVE and previous.get("by"):
+            held["status"], held["by"] = previous["status"], previous["by"]  # retired before it came
+        claims[claim.claim_id] = held  # re-inserted: arrival order is the order of the last decision
+        newest = member.get("newest")
+        member["newest"] = latest if newest is None or latest > newest else newest
+        self._prune(member)
 
     def mark_emitted(self, claim: Claim, decision: Decision, fingerprint: str | None = None) -> None:
-        """Persist the claim's record now that its output is delivered: a redelivery is then skipped.
+        """Persist the member's record now that this claim's output is delivered: a redelivery is then skipped.
 
-        Called only after the broker acknowledged the output, so "emitted" never runs
-        ahead of the output itself.
+        Called only after the broker acknowledged the output, so "emitted" never runs ahead
+        of the output itself. (The record written may already hold later claims of the member
+        decided in the same batch: if those are never delivered, they are decided again, the
+        same way, when their inputs come back.)
         """
-        self._ensure_built()
-        record = self._unsaved.pop(claim.claim_id, None) or self._record(claim.claim_id)
-        if record is None:  # evicted between decision and delivery (a tiny window)
+        member = self._working.get(claim.member_id)
+        if member is None:  # the stream marks only what it recorded; tolerate a direct call
+            member = self._member(claim.member_id)
+        held = member["claims"].get(claim.claim_id)
+        if held is not None:
+            emitted = [tuple(entry) for entry in held.get("emitted", ()) if entry[0] != claim.event_id]
+            emitted.append((claim.event_id, decision.event_id, fingerprint))
+            held["emitted"] = tuple(emitted[-EVENTS_PER_CLAIM:])
+        self.members[claim.member_id] = member
+        left = self._pending.get(claim.member_id, 1) - 1
+        if left > 0:
+            self._pending[claim.member_id] = left
             return
-        emitted = [tuple(entry) for entry in record["emitted"] if entry[0] != claim.event_id]
-        emitted.append((claim.event_id, decision.event_id, fingerprint))
-        record["emitted"] = tuple(emitted[-EVENTS_PER_CLAIM:])
-        for entry in emitted[:-EVENTS_PER_CLAIM]:
-            self._emitted.pop(entry[0], None)
-        self._emitted[claim.event_id] = (decision.event_id, fingerprint)
-        self.claims[claim.claim_id] = record
-        self._evict()
+        self._pending.pop(claim.member_id, None)
+        self._working.pop(claim.member_id, None)
+        self._cache[claim.member_id] = member
+        if len(self._cache) > CACHED_MEMBERS:
+            self._cache.popitem(last=False)
 
-    def _retire(self, claim_id: str, status: str) -> None:
-        record = self._record(claim_id)
-        if record is None:
-            # The original is unknown here (decided before our memory, or on another
-            # partition): remember its retirement so a late original is not a duplicate source.
-            record = {"event_id": None, "lines": (), "emitted": ()}
-        else:
-            self._unindex(claim_id, record, events=False)
-        retired = {**record, "status": status}
-        self._order[claim_id] = None
-        if claim_id in self._unsaved:
-            self._unsaved[claim_id] = retired
-        else:
-            self.claims[claim_id] = retired
+    def forget_undelivered(self, claim: Claim) -> None:
+        """A decision that will not be delivered: drop the member's unsaved changes once none is left."""
+        left = self._pending.get(claim.member_id, 1) - 1
+        if left > 0:
+            self._pending[claim.member_id] = left
+            return
+        self._pending.pop(claim.member_id, None)
+        self._working.pop(claim.member_id, None)
 
-    def _evict(self) -> None:
-        while self.max_claims is not None and len(self._order) > self.max_claims:
-            oldest, _ = self._order.popitem(last=False)
-            unsaved, stored = self._unsaved.pop(oldest, None), self.claims.pop(oldest, None)
-            record = unsaved or stored
-            if record is not None:
-                self._unindex(oldest, record, events=True)
-            self._evictions += 1
-            if self._evictions % COMPACT_EVERY == 0:
-                self._compact()
-
-    def _compact(self) -> None:
-        """Copy each table whose size grew since its last copy, into one sized for its entries.
-
-        The indexes are this object's own and are replaced. The records mapping may be
-        held elsewhere too (a caller's dict, or a Faust table's store), so it is refilled
-        in place from its copy.
-        """
-        if self._grown("order", self._order):
-            self._order = OrderedDict(self._order)
-            self._footprints["order"] = sys.getsizeof(self._order)
-        if self._grown("emitted", self._emitted):
-            self._emitted = dict(self._emitted)
-            self._footprints["emitted"] = sys.getsizeof(self._emitted)
-        if self._grown("owners", self._owners):
-            self._owners = dict(self._owners)
-            self._footprints["owners"] = sys.getsizeof(self._owners)
-        records = self.claims if isinstance(self.claims, dict) else getattr(self.claims, "backing", None)
-        if isinstance(records, dict) and self._grown("records", records):
-            live = dict(records)
-            records.clear()
-            records.update(live)  # a clean copy is cloned whole: the same compact table
-            self._footprints["records"] = sys.getsizeof(records)
-
-    def _grown(self, name: str, table: dict[Any, Any]) -> bool:
-        return sys.getsizeof(table) > self._footprints.get(name, 0)
+    def _prune(self, member: dict[str, Any]) -> None:
+        claims: dict[str, Any] = member["claims"]
+        cutoff = (date.fromisoformat(member["newest"]) - timedelta(days=self.window_days)).isoformat()
+        for claim_id in [c for c, held in claims.items() if held.get("last", cutoff) < cutoff]:
+            del claims[claim_id]
+        total = sum(len(held.get("lines", ())) for held in claims.values())
+        while total > self.max_lines_per_member and len(claims) > 1:
+            oldest = next(iter(claims))
+            total -= len(claims.pop(oldest).get("lines", ()))

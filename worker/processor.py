@@ -7,6 +7,7 @@ gap), which must stop processing rather than lose the claim.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 
 from claims_contracts.v1 import AdjudicationEvent, ClaimEvent, DeadLetterRecord, PendForReviewEvent, SourcePosition
 from worker import dead_letter
-from worker.adjudication import Claim, Decision, PolicyBook, adjudicate
+from worker.adjudication import Claim, Decision, PolicyBook, adjudicate, output_event_id
 from worker.history import ClaimHistory, Emitted
 from worker.translate import claim_from_event, event_from_decision
 
@@ -27,6 +28,26 @@ DEFAULT_MAX_INPUT_BYTES = 1_048_576
 def fingerprint(event: ClaimEvent) -> str:
     """What an input says, canonically: the same for the same content however it was serialized."""
     return hashlib.sha256(event.model_dump_json().encode()).hexdigest()[:32]
+
+
+def history_context(
+    decision: Decision, duplicates: Mapping[int, str], supersedes: str | None, superseded_by: str | None
+) -> str:
+    """What the claim history added to a decision, canonically ("" when nothing).
+
+    Part of the output event id: the same input decided against another history (a duplicate
+    of another claim, or superseding another output) is another body, so it gets another id.
+    """
+    parts = [
+        f"dup:{line.line_number}={duplicates[line.line_number]}"
+        for line in decision.lines
+        if line.rule == "claim.duplicate" and line.line_number in duplicates
+    ]
+    if supersedes:
+        parts.append(f"supersedes:{supersedes}")
+    if superseded_by:
+        parts.append(f"superseded_by:{superseded_by}")
+    return ";".join(parts)
 
 
 def utc_now() -> datetime:
@@ -115,7 +136,7 @@ class Processor:
         event_id = str(event.event_id)
         seen = undelivered.get(event_id) if undelivered else None
         if seen is None:
-            seen = self.history.already_emitted(event_id)
+            seen = self.history.already_emitted(event_id, event.claim.member.member_id)
         if seen is None:
             return self.decide(event)
         output_id, earlier = seen
@@ -155,11 +176,20 @@ class Processor:
         so a failed delivery leaves no trace and the redelivered input is decided again.
         """
         claim = claim_from_event(event)
-        decision = adjudicate(
-            claim, self.policies, pinned_version=self.pinned_version, duplicates=self.history.duplicates(claim)
-        )
+        duplicates = self.history.duplicates(claim)
+        supersedes = self.history.superseded_event(claim)
+        superseded_by = self.history.superseded_by(claim)
+        decision = adjudicate(claim, self.policies, pinned_version=self.pinned_version, duplicates=duplicates)
+        context = history_context(decision, duplicates, supersedes, superseded_by)
+        if context:
+            identity = output_event_id(claim.event_id, decision.policy_id, decision.policy_versions, context)
+            decision = dataclasses.replace(decision, event_id=identity)
         output = event_from_decision(
-            decision, claim, decided_at=self.clock(), supersedes_event_id=self.history.superseded_event(claim)
+            decision,
+            claim,
+            decided_at=self.clock(),
+            supersedes_event_id=supersedes,
+            superseded_by_claim_id=superseded_by,
         )
         return Decided(output, decision, claim, fingerprint(event))
 

@@ -35,7 +35,12 @@ class Settings(BaseSettings):
     adjudicated_topic: str = Field(default=topics.CLAIMS_ADJUDICATED, description="Topic of adjudication events.")
     pended_topic: str = Field(default=topics.CLAIMS_PENDED, description="Topic of pend-for-review events.")
     dead_letter_topic: str = Field(default=topics.CLAIMS_DEAD_LETTER, description="Topic of dead-letter records.")
-    partitions: int = Field(default=6, ge=1, le=1024, description="Partitions of the input topic and its tables.")
+    partitions: int = Field(
+        default=6,
+        ge=1,
+        le=1024,
+        description="Partitions of the input topic, of the member repartition topic and of the history table.",
+    )
     replication_factor: int = Field(default=1, ge=1, le=7, description="Replication of topics this worker creates.")
 
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
@@ -59,8 +64,31 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=500, ge=1, le=10_000, description="Claims taken per batch.")
     batch_within_seconds: float = Field(default=0.05, gt=0, le=10, description="Longest wait to fill a batch.")
     max_input_bytes: int = Field(default=1_048_576, ge=1024, description="Larger inputs are dead-lettered unread.")
-    history_max_claims: int = Field(
-        default=100_000, ge=1000, description="Claims remembered for redelivery and duplicate checks (bounds memory)."
+    history_window_days: int = Field(
+        default=365,
+        ge=1,
+        le=3650,
+        description=(
+            "Duplicate look-back: a claim is remembered while its service dates are within this many days"
+            " of the member's newest."
+        ),
+    )
+    store: Literal["rocksdb", "memory"] = Field(
+        default="rocksdb",
+        description=(
+            "Where the member history is kept: RocksDB on local disk (a restart reads only the changelog's tail)"
+            " or memory (a restart reads the whole changelog)."
+        ),
+    )
+    state_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Directory of the RocksDB store; one per worker process (a volume that survives restarts in k8s)."
+            " By default a folder under the system's temporary directory named for the group and web port."
+        ),
+    )
+    standby_replicas: int = Field(
+        default=1, ge=0, le=5, description="Warm copies of each history partition kept by other workers."
     )
     policy_dir: Path | None = Field(default=None, description="Policy directory; the bundled policies by default.")
 

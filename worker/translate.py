@@ -141,7 +141,12 @@ def _line_result(line: LineDecision) -> LineResult:
 
 
 def event_from_decision(
-    decision: Decision, claim: Claim, *, decided_at: datetime, supersedes_event_id: str | None = None
+    decision: Decision,
+    claim: Claim,
+    *,
+    decided_at: datetime,
+    supersedes_event_id: str | None = None,
+    superseded_by_claim_id: str | None = None,
 ) -> AdjudicationEvent | PendForReviewEvent:
     """Build the output event of a decision: a pend-for-review when any line is pended.
 
@@ -154,6 +159,7 @@ def event_from_decision(
         claim: the claim it decided (for the identifiers echoed in the event).
         decided_at: when it was decided: the edge's clock, not the core's.
         supersedes_event_id: the output event of the decision a replacement or void supersedes.
+        superseded_by_claim_id: the replacement or void that reached the worker before this claim.
 
     Returns:
         The event to publish.
@@ -169,6 +175,7 @@ def event_from_decision(
         "replaces_claim_id": decision.replaces_claim_id,
         "voids_claim_id": decision.voids_claim_id,
         "supersedes_event_id": UUID(supersedes_event_id) if supersedes_event_id else None,
+        "superseded_by_claim_id": superseded_by_claim_id,
         # Whether a replay pinned the version is the run's fact (its state and report), not the
         # decision's: a pinned replay under the version in force reproduces the live body exactly.
         "policy": trusted(PolicyReference, policy_id=decision.policy_id, versions=list(decision.policy_versions)),

@@ -107,8 +107,9 @@ class TestExplain:
 
 
 def test_an_event_id_repeated_with_other_content_is_a_conflict_offline_as_in_the_stream() -> None:
-    first = claim_event(claim_id="FILE-1", event_id="9d1f3c3a-0b7e-4a55-8f1e-2c3d4e5f6a7b")
-    other = claim_event(claim_id="FILE-2", event_id="9d1f3c3a-0b7e-4a55-8f1e-2c3d4e5f6a7b")
+    # The history that knows an event id is its member's, offline as in the stream.
+    first = claim_event(claim_id="FILE-1", member_id="M1", event_id="9d1f3c3a-0b7e-4a55-8f1e-2c3d4e5f6a7b")
+    other = claim_event(claim_id="FILE-2", member_id="M1", event_id="9d1f3c3a-0b7e-4a55-8f1e-2c3d4e5f6a7b")
     done = run("adjudicate", "-", stdin=jsonl(first, other, first))
     assert done.returncode == 0, done.stderr
     decided, conflict, again = (json.loads(line) for line in done.stdout.splitlines())
@@ -117,3 +118,17 @@ def test_an_event_id_repeated_with_other_content_is_a_conflict_offline_as_in_the
     assert {k: v for k, v in again.items() if k != "decided_at"} == {
         k: v for k, v in decided.items() if k != "decided_at"
     }
+
+
+def test_a_file_is_decided_with_the_streams_history_rules() -> None:
+    """An earlier claim in the file makes a later one a duplicate; a replacement supersedes; order matters per member."""
+    original = claim_event(claim_id="F-A", member_id="M-FILE")
+    repeat = claim_event(claim_id="F-B", member_id="M-FILE")
+    elsewhere = claim_event(claim_id="F-C", member_id="M-OTHER")
+    replacement = claim_event(claim_id="F-A2", member_id="M-FILE", frequency_code="7", original_claim_id="F-A")
+    done = run("adjudicate", "-", stdin=jsonl(original, repeat, elsewhere, replacement))
+    assert done.returncode == 0, done.stderr
+    first, second, third, fourth = (json.loads(line) for line in done.stdout.splitlines())
+    assert second["lines"][0]["rule"] == "claim.duplicate"
+    assert third["lines"][0]["rule"] != "claim.duplicate", "another member's identical lines are not duplicates"
+    assert fourth["supersedes_event_id"] == first["event_id"]

@@ -39,7 +39,13 @@ async def test_the_agent_publishes_one_decision_per_claim(runtime: Runtime) -> N
             if len(publisher.sent) == 2:
                 break
             await asyncio.sleep(0.01)
-    topics = [topic for topic, _, _ in publisher.sent]
-    assert topics == ["claims.adjudicated", "claims.dead-letter"]
-    decision = json.loads(publisher.sent[0][2])
-    assert decision["lines"][0]["rule"] == "criteria.chronic_pain"
+    # The first hop: a readable claim goes on to its member's partition, unchanged; bytes that
+    # cannot be read are dead-lettered at once. (The second hop is in the integration tests.)
+    (topic, key, value), (dead_topic, _, dead) = publisher.sent
+    assert (topic, key, value) == (
+        "component-test-claims-by-member-repartition",
+        example_event()["claim"]["member"]["member_id"].encode(),
+        to_bytes(example_event()),
+    )
+    assert dead_topic == "claims.dead-letter"
+    assert json.loads(dead)["kind"] == "not_json"

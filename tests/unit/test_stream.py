@@ -115,8 +115,10 @@ async def test_an_event_id_reused_for_other_content_gets_a_dead_letter_naming_bo
 ) -> None:
     publisher = FakePublisher()
     step = handler(policies, publisher)
-    first = claim_event(claim_id="FIRST", event_id="6f1c7a52-3f83-4f6e-9d0e-1f1f5b0c0001")
-    other = claim_event(claim_id="OTHER", event_id="6f1c7a52-3f83-4f6e-9d0e-1f1f5b0c0001")
+    # One member: its history is where the event ids of its claims are known (another member's
+    # claims are decided on their own partition, by whichever worker holds it).
+    first = claim_event(claim_id="FIRST", member_id="M1", event_id="6f1c7a52-3f83-4f6e-9d0e-1f1f5b0c0001")
+    other = claim_event(claim_id="OTHER", member_id="M1", event_id="6f1c7a52-3f83-4f6e-9d0e-1f1f5b0c0001")
     same_reformatted = json.dumps(first, indent=2).encode()
     # In one batch, and across batches (after the first is delivered).
     await handle_batch(
@@ -138,9 +140,14 @@ async def test_an_event_id_reused_for_other_content_gets_a_dead_letter_naming_bo
 async def test_a_failed_send_is_retried_until_acknowledged(policies: PolicyBook, log: io.StringIO) -> None:
     class FailingTwice(FakePublisher):
         async def send(
-            self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None
+            self,
+            topic: str,
+            key: bytes | None,
+            value: bytes,
+            headers: list[tuple[str, bytes]] | None = None,
+            partition: int | None = None,
         ) -> Awaitable[Any]:
-            result = await super().send(topic, key, value, headers)
+            result = await super().send(topic, key, value, headers, partition)
             if self.failures:
                 self.round_done()
             return result
@@ -161,10 +168,11 @@ async def test_nothing_is_marked_emitted_while_delivery_fails(policies: PolicyBo
     await asyncio.sleep(0.05)
     assert not task.done()
     assert step.send_failures > 0
-    assert step.processor.history.claims == {}
+    assert step.processor.history.members == {}
     publisher.failures = 0
     await asyncio.wait_for(task, 5)
-    assert step.processor.history.already_emitted(str(example_event()["event_id"])) is not None
+    member = example_event()["claim"]["member"]["member_id"]
+    assert step.processor.history.already_emitted(str(example_event()["event_id"]), member) is not None
 
 
 async def test_a_redelivery_in_the_same_or_a_later_batch_is_not_published(
@@ -207,20 +215,23 @@ async def test_an_abandoned_batch_is_decided_again_when_read_again(policies: Pol
     assert len(publisher.sent) == 1
 
 
-def test_a_memory_table_offers_its_dict_for_compaction() -> None:
-    """The history compacts the records through `backing`: it must be the store's own dict."""
+def test_the_table_view_keeps_records_per_partition_as_the_changelog_carries_them() -> None:
+    """Records are stored as their changelog bytes, in the partition set on the view, and read back."""
     import faust
 
     from worker.stream.faust_quirks import TableView
 
-    app = faust.App("compaction-test", broker="kafka://localhost:1", store="memory://")
-    table = app.Table("records", default=None)
+    app = faust.App("view-test", broker="kafka://localhost:1", store="memory://")
+    table = app.Table("members", default=None, key_type=bytes, value_type=bytes)
+    sent: list[tuple[int, bytes, bytes]] = []
+    table.send_changelog = lambda partition, key, value, **_: sent.append((partition, key, value))  # type: ignore[method-assign]
     view = TableView(table)
-    backing = view.backing
-    assert isinstance(backing, dict)
-    table.data["A"] = {"status": "active"}
-    assert backing == {"A": {"status": "active"}}
-    assert list(view) == ["A"]
+    view.partition = 3
+    view["M1"] = {"claims": {"A": {"status": "active"}}}
+    assert view["M1"] == {"claims": {"A": {"status": "active"}}}
+    assert sent == [(3, b"M1", b'{"claims":{"A":{"status":"active"}}}')]
+    assert table.data._key_partition[b"M1"] == 3, "the memory store drops it when partition 3 is revoked"
+    assert list(view) == ["M1"] and "M2" not in view
 
 
 async def test_outputs_carry_cloudevents_headers_and_the_inputs_trace(policies: PolicyBook, log: io.StringIO) -> None:
@@ -257,3 +268,39 @@ async def test_a_short_key_is_kept_whole_without_a_digest(policies: PolicyBook, 
     source = json.loads(publisher.sent[0][2])["source"]
     assert base64.b64decode(source["key_b64"]) == b"intake-7"
     assert (source["key_size"], source["key_truncated"], source["key_sha256"]) == (8, False, None)
+
+
+REKEYED = Topics("out.adjudicated", "out.pended", "out.dead-letter", by_member="g-claims-by-member-repartition", partitions=6)
+
+
+async def test_an_input_is_forwarded_to_its_members_partition_then_decided_there(
+    policies: PolicyBook, log: io.StringIO
+) -> None:
+    """The first hop only reads and forwards; the decision is made on the member's partition."""
+    from worker.stream.rekey import SOURCE_HEADER, member_partition
+
+    publisher = FakePublisher()
+    step = StreamHandler(Processor(policies), publisher, REKEYED, Metrics(), retry_initial=0.001, retry_max=0.002)
+    raw = to_bytes(claim_event(claim_id="A", member_id="M-17"))
+    forged = (SOURCE_HEADER, b'{"topic":"elsewhere","partition":9,"offset":1}')
+    await handle_batch(step, [Incoming(raw, b"claim-key", "in", 2, 41, (forged,)), incoming(b"not json", 42)])
+    (forward, dead) = publisher.sent
+    assert forward == ("g-claims-by-member-repartition", b"M-17", raw), "forwarded unchanged, keyed by member"
+    assert publisher.partitions[0] == member_partition("M-17", 6)
+    assert dead[0] == "out.dead-letter", "an unreadable input is dead-lettered on the first hop"
+    headers = dict(publisher.headers[0])
+    assert json.loads(headers[SOURCE_HEADER]) == {
+        "topic": "in",
+        "partition": 2,
+        "offset": 41,
+        "key_b64": "Y2xhaW0ta2V5",
+        "key_size": 9,
+        "key_truncated": False,
+    }, "the producer's own claims-source header is replaced, never trusted"
+    assert log.getvalue().count('"event":"claim.decided"') == 0
+
+    back = Incoming(raw, b"M-17", "g-claims-by-member-repartition", publisher.partitions[0] or 0, 7, tuple(publisher.headers[0]))
+    await handle_batch(step, [back])
+    assert publisher.sent[2][0] == "out.adjudicated"
+    decided = [json.loads(line) for line in log.getvalue().splitlines() if '"claim.decided"' in line]
+    assert [(d["source_topic"], d["source_partition"], d["source_offset"]) for d in decided] == [("in", 2, 41)]

@@ -21,13 +21,17 @@ _NAMESPACE_BYTES = OUTPUT_EVENT_NAMESPACE.bytes
 _VARIANT = {digit: format(int(digit, 16) & 0x3 | 0x8, "x") for digit in "0123456789abcdef"}
 
 
-def output_event_id(source_event_id: str, policy_id: str, versions: tuple[str, ...]) -> str:
+def output_event_id(source_event_id: str, policy_id: str, versions: tuple[str, ...], history: str = "") -> str:
     """Derive the output event id from the input event id and the policy versions applied.
 
     A redelivered or replayed input decided under the same versions gets the same id,
-    which is what lets consumers drop duplicates.
+    which is what lets consumers drop duplicates. `history` names what the claim history
+    added to the decision (the claims it duplicates, what it supersedes or is superseded by):
+    the same input decided against another history is another body, so it gets another id.
     """
     name = f"{source_event_id}|{policy_id}|{','.join(versions)}"
+    if history:
+        name += f"|{history}"
     # uuid.uuid5, spelled out: building a UUID object only to print it costs as much as the hash.
     text = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).hexdigest()
     # Version 5 in the 13th hex digit; the RFC 4122 variant in the top two bits of the 17th.

@@ -9,6 +9,7 @@ offsets can be committed) only once its outputs are acknowledged.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -27,11 +28,21 @@ def _header_pairs(headers: Any) -> list[tuple[str, bytes | None]]:
 
 
 def register_agent(
-    app: faust.App, source: Any, handler: StreamHandler, gaps: GapCheck, *, batch_size: int, within_seconds: float
+    app: faust.App,
+    source: Any,
+    handler: StreamHandler,
+    checks: Sequence[GapCheck],
+    *,
+    batch_size: int,
+    within_seconds: float,
 ) -> Any:
-    """Register the adjudication agent on the input topic; return it (component tests drive it)."""
+    """Register the adjudication agent on its topics; return it (component tests drive it).
 
-    async def prepare(events: list[Any]) -> tuple[list[Outgoing], list[Gap]]:
+    One agent reads both the input and the repartition topic (`worker.stream.rekey`), so both
+    are co-partitioned with the history table and share the guards on their offsets.
+    """
+
+    async def prepare(events: list[Any]) -> tuple[list[Outgoing], list[tuple[GapCheck, list[Gap]]]]:
         incoming = [
             Incoming(
                 value=event.message.value or b"",
@@ -43,12 +54,18 @@ def register_agent(
             )
             for event in events
         ]
-        recovered, confirmed = await gaps.read_back(incoming)
+        recovered: list[Incoming] = []
+        confirmed: list[tuple[GapCheck, list[Gap]]] = []
+        for check in checks:
+            found, gaps = await check.read_back(incoming)
+            recovered += found
+            confirmed.append((check, gaps))
         return handler.prepare(recovered + incoming), confirmed
 
-    async def deliver(events: list[Any], outgoing: list[Outgoing], confirmed: list[Gap]) -> None:
+    async def deliver(events: list[Any], outgoing: list[Outgoing], confirmed: list[tuple[GapCheck, list[Gap]]]) -> None:
         await handler.deliver(outgoing)
-        await gaps.confirm(confirmed)
+        for check, gaps in confirmed:
+            await check.confirm(gaps)
         release(events)
 
     @app.agent(source, concurrency=1)  # concurrency 1: >1 can commit past in-flight events (faust #606)
@@ -56,7 +73,7 @@ def register_agent(
         hold_until_delivered(stream)
         let_batches_queue(app, batch_size)
         delivering: asyncio.Future[None] | None = None
-        waiting: tuple[list[Any], list[Outgoing], list[Gap]] | None = None
+        waiting: tuple[list[Any], list[Outgoing], list[tuple[GapCheck, list[Gap]]]] | None = None
         try:
             async for events in stream.take_events(batch_size, within=within_seconds):
                 preparing = asyncio.ensure_future(prepare(events))

@@ -26,7 +26,26 @@ from worker.stream.faust_quirks import BoundedWorker, TableView, guard_consumer,
 from worker.stream.health import BrokerProbe, Runtime, serve_health
 from worker.stream.metrics import Metrics
 from worker.stream.offsets import GapCheck, GapReader
-from worker.stream.topics import TABLES, largest_message_bytes, max_message_bytes
+from worker.stream.topics import TABLES, largest_message_bytes, max_message_bytes, repartition_topic
+
+STORE_OPTIONS = {
+    # Faust's defaults (a 2 GiB block cache and three 64 MiB write buffers per partition) would let
+    # each partition's database grow to gigabytes of memory; these bound it at about 80 MiB.
+    "block_cache_size": 32 * 1024**2,
+    "write_buffer_size": 16 * 1024**2,
+    "max_write_buffer_number": 3,
+}
+"""RocksDB options of the history table, per partition the worker holds (active or standby)."""
+
+
+def state_dir(settings: Settings) -> Path:
+    """Where the worker keeps its RocksDB store: the setting, or a folder per group and web port.
+
+    Two workers on one host need two folders (RocksDB locks its files); their web ports differ.
+    """
+    if settings.state_dir is not None:
+        return settings.state_dir
+    return Path(tempfile.gettempdir()) / "claims-worker" / f"{settings.group_id}-{settings.web_port}"
 
 
 class FaustPublisher:
@@ -35,9 +54,11 @@ class FaustPublisher:
     def __init__(self, app: faust.App) -> None:
         self.app = app
 
-    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> Awaitable[Any]:
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None, partition: int | None = None
+    ) -> Awaitable[Any]:
         """Enqueue one message; the result completes on the broker's acknowledgement."""
-        fut: Awaitable[Any] = await self.app.producer.send(topic, key, value, None, None, headers)
+        fut: Awaitable[Any] = await self.app.producer.send(topic, key, value, partition, None, headers)
         return fut
 
 
@@ -67,13 +88,14 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
     connection = KafkaConnection.from_settings(settings)
     metrics = Metrics()
     runtime = Runtime(metrics, stall_seconds=settings.ready_timeout_seconds * 2)
-    datadir = Path(tempfile.gettempdir()) / "claims-worker" / settings.group_id
-    datadir.mkdir(parents=True, exist_ok=True)
+    datadir = state_dir(settings)
+    datadir.mkdir(parents=True, exist_ok=True, mode=0o700)  # the store holds member ids and codes
     app = faust.App(
         settings.group_id,
         broker="kafka://" + ";".join(connection.servers),
         broker_credentials=faust_credentials(connection),
-        store="memory://",
+        store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+        table_standby_replicas=settings.standby_replicas,
         autodiscover=False,
         datadir=str(datadir),
         key_serializer="raw",
@@ -95,23 +117,29 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
         web_host=settings.web_host,
     )
     serve_only_own_pages(app)
-    source = app.topic(settings.input_topic, partitions=settings.partitions, key_type=bytes, value_type=bytes)
-    # Before anything creates the consumer: the input topic's offsets are checked by us, not Faust.
-    guard_consumer(app, settings.input_topic, fetch_max_wait_ms=settings.fetch_max_wait_ms)
+    by_member = repartition_topic(settings)
+    source = app.topic(
+        settings.input_topic, by_member, partitions=settings.partitions, key_type=bytes, value_type=bytes
+    )
+    # Before anything creates the consumer: these topics' offsets are checked by us, not Faust.
+    guard_consumer(app, (settings.input_topic, by_member), fetch_max_wait_ms=settings.fetch_max_wait_ms)
     (table_name,) = TABLES
     table = app.Table(
         table_name,
         default=None,
         partitions=settings.partitions,
-        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+        key_type=bytes,
+        value_type=bytes,
+        schema=faust.Schema(key_serializer="raw", value_serializer="raw"),
+        options=dict(STORE_OPTIONS),
     )
     view = TableView(table)
-    history = ClaimHistory(view, max_claims=settings.history_max_claims)
+    history = ClaimHistory(view, window_days=settings.history_window_days)
 
     @table.on_recover
-    async def rebuild_indexes() -> None:
-        # Recovery (after every rebalance) replaced the table's contents underneath us.
-        history.rebuild()
+    async def reload_history() -> None:
+        # Recovery (after every rebalance) changed the table's contents underneath us.
+        history.reload()
 
     def progress(incoming: Incoming) -> None:
         runtime.last_offsets[incoming.partition] = incoming.offset
@@ -124,17 +152,26 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
             dead_letter_max_bytes=max_message_bytes("dead_letter"),
         ),
         FaustPublisher(app),
-        Topics(settings.adjudicated_topic, settings.pended_topic, settings.dead_letter_topic),
+        Topics(
+            settings.adjudicated_topic,
+            settings.pended_topic,
+            settings.dead_letter_topic,
+            by_member=by_member,
+            partitions=settings.partitions,
+        ),
         metrics,
-        scope=view,  # the claim table's changelog partition follows the input's
+        scope=view,  # the history's partition is the repartition topic's
         on_progress=progress,
         event_source=f"/claims-worker/{settings.group_id}",
     )
     runtime.handler = handler
-    reader = GapReader(connection, settings.input_topic, read_committed=settings.processing_guarantee == "exactly_once")
-    gaps = GapCheck(app, settings.input_topic, reader, metrics)
+    read_committed = settings.processing_guarantee == "exactly_once"
+    checks = [
+        GapCheck(app, topic, GapReader(connection, topic, read_committed=read_committed), metrics)
+        for topic in (settings.input_topic, by_member)
+    ]
     runtime.agent = register_agent(
-        app, source, handler, gaps, batch_size=settings.batch_size, within_seconds=settings.batch_within_seconds
+        app, source, handler, checks, batch_size=settings.batch_size, within_seconds=settings.batch_within_seconds
     )
     probe = BrokerProbe(connection, settings.ready_timeout_seconds)
     serve_health(app, runtime, probe, input_topic=settings.input_topic, probe_seconds=settings.ready_probe_seconds)
@@ -142,7 +179,8 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust's signal stubs want a sync signature
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
         runtime.assigned = {(tp.topic, tp.partition) for tp in assigned}
-        gaps.forget()
+        for check in checks:
+            check.forget()
         runtime.joined = True
         mine = sorted(p for t, p in runtime.assigned if t == settings.input_topic)
         audit.lifecycle("worker.partitions_assigned", partitions=mine, group_id=settings.group_id)
@@ -150,12 +188,14 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust's signal stubs want a sync signature
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         gone = sorted(tp.partition for tp in revoked if tp.topic == settings.input_topic)
-        gaps.forget()
+        for check in checks:
+            check.forget()
         audit.lifecycle("worker.partitions_revoked", partitions=gone, group_id=settings.group_id)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust's signal stubs want a sync signature
     async def close_clients(sender: Any, **_: Any) -> None:
-        await gaps.close()
+        for check in checks:
+            await check.close()
         await probe.close()
 
     return app, runtime

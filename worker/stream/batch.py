@@ -9,6 +9,11 @@ agent would acknowledge the batch and lose it.
 Deciding (`prepare`) and delivering (`deliver`) are separate steps so the
 stream can decide the next batch while this one waits for its acknowledgements.
 Batches are still delivered one after the other, in order.
+
+With re-keying on (`Topics.by_member`), an input is first only read and forwarded to the
+member's partition of the internal topic (its "output" is the forwarded copy, delivered and
+acknowledged like any other), and it is decided when it comes back from that topic
+(`worker.stream.rekey`). An input that cannot be read is dead-lettered at once.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from worker.headers import Headers, output_headers, traceparent_of
 from worker.history import Emitted
 from worker.processor import DeadLettered, Decided, Processor, Redelivered
 from worker.stream.metrics import Metrics
+from worker.stream.rekey import member_partition, origin, source_header, without_source
 
 TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 """Send failures no retry can mend: the producer's size cap, or the topic's `max.message.bytes`."""
@@ -51,13 +57,27 @@ class Topics:
     adjudicated: str
     pended: str
     dead_letter: str
+    by_member: str | None = None
+    """The internal topic inputs are re-keyed through by member id (None: decide inputs as they come)."""
+    partitions: int = 1
+    """Partitions of `by_member`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Forwarded:
+    """A readable input sent on to its member's partition, to be decided there."""
+
+    member_id: str
+    partition: int
 
 
 class Publisher(Protocol):
     """Sends one message; the returned awaitable completes when the broker acknowledges it."""
 
-    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> Awaitable[Any]:
-        """Enqueue a message and return its delivery future."""
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None, partition: int | None = None
+    ) -> Awaitable[Any]:
+        """Enqueue a message (on `partition`, or the key's by default) and return its delivery future."""
         ...
 
 
@@ -75,9 +95,12 @@ class Outgoing:
     topic: str
     key: bytes | None
     payload: bytes
-    result: Decided | DeadLettered
+    result: Decided | DeadLettered | Forwarded
     taken: float
     headers: Headers
+    partition: int | None = None
+    source: SourcePosition | None = None
+    """Where the input was first read (a forwarded input's original position)."""
 
 
 class StreamHandler:
@@ -126,9 +149,13 @@ class StreamHandler:
         for incoming in batch:
             taken = time.perf_counter()
             self.metrics.events_in.labels(incoming.topic).inc()
+            if self.topics.by_member is not None and incoming.topic != self.topics.by_member:
+                pending.append(self._forward(incoming, taken))
+                continue
             if self.scope is not None:
                 self.scope.partition = incoming.partition
-            result = self.processor.process(incoming.value, _position(incoming), undelivered=self._undelivered)
+            source = self._source(incoming)
+            result = self.processor.process(incoming.value, source, undelivered=self._undelivered)
             if isinstance(result, Redelivered):
                 self.metrics.redelivered.inc()
                 continue
@@ -137,10 +164,44 @@ class StreamHandler:
                 # Remember the lines now so a duplicate later in this batch is seen;
                 # "already emitted" is only recorded after delivery (below).
                 self.processor.remember(result)
-            pending.append(self._outgoing(incoming, result, taken))
+            pending.append(self._outgoing(incoming, result, taken, source))
         return pending
 
-    def _outgoing(self, incoming: Incoming, result: Decided | DeadLettered, taken: float) -> Outgoing:
+    def _source(self, incoming: Incoming) -> SourcePosition:
+        """Where an input was first read: a forwarded one says so in a header."""
+        if self.topics.by_member is not None and incoming.topic == self.topics.by_member:
+            first = origin(incoming.headers)
+            if first is not None:
+                return first
+        return _position(incoming)
+
+    def _forward(self, incoming: Incoming, taken: float) -> Outgoing:
+        """Send a readable input on to its member's partition, unchanged; dead-letter an unreadable one."""
+        position = _position(incoming)
+        try:
+            event = self.processor.parse(incoming.value)
+        except dead_letter.Unreadable as unreadable:
+            return self._outgoing(incoming, self.processor.dead_lettered(incoming.value, unreadable, position), taken)
+        assert self.topics.by_member is not None  # noqa: S101 - only called when re-keying
+        member = event.claim.member.member_id
+        partition = member_partition(member, self.topics.partitions)
+        headers = [(name, value or b"") for name, value in without_source(incoming.headers)]
+        headers.append(source_header(position))
+        return Outgoing(
+            incoming,
+            self.topics.by_member,
+            member.encode(),
+            incoming.value,
+            Forwarded(member, partition),
+            taken,
+            headers,
+            partition=partition,
+            source=position,
+        )
+
+    def _outgoing(
+        self, incoming: Incoming, result: Decided | DeadLettered, taken: float, source: SourcePosition | None = None
+    ) -> Outgoing:
         trace = traceparent_of(incoming.headers)
         if isinstance(result, Decided):
             event = result.event
@@ -148,12 +209,20 @@ class StreamHandler:
             topic = self.topics.pended if result.decision.pended else self.topics.adjudicated
             headers = output_headers(event, source=self.event_source, traceparent=trace)
             payload = event.model_dump_json().encode()
-            return Outgoing(incoming, topic, event.claim_id.encode(), payload, result, taken, headers)
+            return Outgoing(incoming, topic, event.claim_id.encode(), payload, result, taken, headers, source=source)
         record = result.record
         headers = output_headers(record, source=self.event_source, traceparent=trace)
-        key = dead_letter.message_key(incoming.key)
+        original = source.key if source is not None and not source.key_truncated else incoming.key
+        key = dead_letter.message_key(original)
         return Outgoing(
-            incoming, self.topics.dead_letter, key, record.model_dump_json().encode(), result, taken, headers
+            incoming,
+            self.topics.dead_letter,
+            key,
+            record.model_dump_json().encode(),
+            result,
+            taken,
+            headers,
+            source=source,
         )
 
     def _smaller(self, item: Outgoing) -> Outgoing | None:
@@ -167,15 +236,19 @@ class StreamHandler:
         limit: int | None
         if isinstance(item.result, Decided):
             self._undelivered.pop(item.result.claim.event_id, None)
+            self.processor.history.forget_undelivered(item.result.claim)
+            limit = self.processor.dead_letter_max_bytes
+        elif isinstance(item.result, Forwarded):
             limit = self.processor.dead_letter_max_bytes
         elif not item.result.record.original_b64:
             return None
         else:
             limit = dead_letter.SUMMARY_BYTES if len(item.payload) > dead_letter.SUMMARY_BYTES else 0
         problem = dead_letter.output_too_large(len(item.payload), item.topic)
-        replacement = self.processor.dead_lettered(item.incoming.value, problem, _position(item.incoming), limit)
+        source = item.source or _position(item.incoming)
+        replacement = self.processor.dead_lettered(item.incoming.value, problem, source, limit)
         audit.lifecycle("worker.output_too_large", output_topic=item.topic, error=problem.errors[0].message)
-        return self._outgoing(item.incoming, replacement, item.taken)
+        return self._outgoing(item.incoming, replacement, item.taken, source)
 
     async def deliver(self, pending: list[Outgoing]) -> None:
         """Publish a prepared batch; return only when every output is acknowledged and recorded."""
@@ -192,6 +265,7 @@ class StreamHandler:
         for item in pending:
             if isinstance(item.result, Decided):
                 self._undelivered.pop(item.result.claim.event_id, None)
+                self.processor.history.forget_undelivered(item.result.claim)
 
     async def _deliver(self, pending: list[Outgoing]) -> None:
         remaining = pending
@@ -200,7 +274,9 @@ class StreamHandler:
             futures = []
             for item in remaining:
                 try:
-                    futures.append(await self.publisher.send(item.topic, item.key, item.payload, item.headers))
+                    futures.append(
+                        await self.publisher.send(item.topic, item.key, item.payload, item.headers, item.partition)
+                    )
                 except Exception as error:  # noqa: BLE001 - any send failure is retried, never dropped
                     futures.append(_failed(error))
             outcomes = await asyncio.gather(*futures, return_exceptions=True)
@@ -226,17 +302,23 @@ class StreamHandler:
             remaining = failed
 
     def _after_delivery(self, item: Outgoing) -> None:
-        source = {
-            "source_topic": item.incoming.topic,
-            "source_partition": item.incoming.partition,
-            "source_offset": item.incoming.offset,
+        result = item.result
+        if isinstance(result, Forwarded):
+            self.metrics.rekeyed.inc()
+            if self.on_progress is not None:
+                self.on_progress(item.incoming)
+            return
+        first = item.source or _position(item.incoming)
+        source: dict[str, Any] = {
+            "source_topic": first.topic,
+            "source_partition": first.partition,
+            "source_offset": first.offset,
         }
         trace = traceparent_of(item.incoming.headers)
         if trace is not None:
             source["traceparent"] = trace
         if self.scope is not None:
             self.scope.partition = item.incoming.partition
-        result = item.result
         if isinstance(result, Decided):
             self.processor.history.mark_emitted(result.claim, result.decision, result.fingerprint)
             self._undelivered.pop(result.claim.event_id, None)

@@ -8,8 +8,8 @@ live with it; when an upgrade changes Faust, this module is what to read again.
   1,500 ms with no setting.
 - `hold_until_delivered` / `release`: `take_events` acks a batch in a `finally`, and
   the stream's drainer acks what it still pulls, so outputs never sent are committed past.
-- `TableView`: Faust picks a table's changelog partition from the event being iterated,
-  one per batch.
+- `TableView`: Faust picks a table's partition (its RocksDB database and changelog partition)
+  from the event being iterated, one per batch, and asserts there is one.
 - `BoundedWorker`: a worker whose agent keeps crashing ignored SIGTERM for over an hour.
 - `let_batches_queue`: the producer buffer makes the stream wait at 100 pending messages,
   warning each time.
@@ -23,10 +23,11 @@ live with it; when an upgrade changes Faust, this module is what to read again.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Collection, Iterator, MutableMapping
 from typing import Any
 
 import faust
@@ -35,7 +36,7 @@ from faust.types import TP
 from worker import audit
 
 
-def guard_consumer(app: Any, input_topic: str, *, fetch_max_wait_ms: int | None = None) -> None:
+def guard_consumer(app: Any, guarded: str | Collection[str], *, fetch_max_wait_ms: int | None = None) -> None:
     """Install the guarded consumer class on the app's transport (before the consumer exists).
 
     The guarded consumer stops treating jumps in the input topic's offsets as acknowledged,
@@ -43,12 +44,13 @@ def guard_consumer(app: Any, input_topic: str, *, fetch_max_wait_ms: int | None 
 
     Args:
         app: the Faust app.
-        input_topic: the topic whose offsets are guarded.
+        guarded: the topic(s) whose offsets are guarded: the input, and the repartition topic.
         fetch_max_wait_ms: the longest a fetch waits on the broker for data; Faust fixes it at
             1,500 ms. A broker that does not answer a waiting fetch when data arrives (the
             embedded one) then adds up to that much latency to every claim.
     """
     base: Any = app.transport.Consumer
+    topics = frozenset((guarded,) if isinstance(guarded, str) else guarded)
 
     class GuardedConsumer(base):  # type: ignore[misc]  # a class chosen at run time
         """Faust's consumer, strict about the input topic's offsets."""
@@ -56,7 +58,7 @@ def guard_consumer(app: Any, input_topic: str, *, fetch_max_wait_ms: int | None 
         async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
             # Faust calls this for every jump it sees, including jumps over records it dropped
             # itself; for the input topic the agent verifies the jump and calls `confirm_gap`.
-            if tp.topic != input_topic:
+            if tp.topic not in topics:
                 await super()._add_gap(tp, offset_from, offset_to)
 
         async def confirm_gap(self, tp: Any, start: int, end: int) -> None:
@@ -67,7 +69,7 @@ def guard_consumer(app: Any, input_topic: str, *, fetch_max_wait_ms: int | None 
         def _new_offset(self, tp: Any) -> int | None:
             # Faust commits when the first acknowledged offset is at most one past the committed
             # one, so a single missing offset there is committed past. Require it to be exact.
-            if tp.topic == input_topic:
+            if tp.topic in topics:
                 committed = self._committed_offset[tp]
                 acked = self._acked[tp]
                 if (
@@ -167,38 +169,64 @@ def serve_only_own_pages(app: Any) -> None:
 
 
 class TableView(MutableMapping[str, Any]):
-    """A Faust table seen as a mapping whose changelog partition is set by the caller.
+    """A Faust table of JSON records, seen as a mapping whose partition is set by the caller.
 
-    Faust picks a table's changelog partition from the event being iterated; a batch has
-    many events, so the partition is set explicitly (`partition`) before each write.
+    Faust picks the partition a table reads and writes (its RocksDB database, its changelog
+    partition) from the event being iterated; a batch has many events, from two topics, so the
+    partition is set explicitly (`partition`) before each access, and the store is reached per
+    partition: the partition's own RocksDB database, or the memory store's dict. Keys and values
+    are stored as the changelog carries them (UTF-8 key, JSON value), so recovery writes them as
+    they are.
     """
 
     def __init__(self, table: Any) -> None:
         self.table = table
         self.partition = 0
 
+    def _get_raw(self, key: bytes) -> bytes | None:
+        store = self.table.data
+        if hasattr(store, "_db_for_partition"):  # RocksDB: one database per partition
+            value: bytes | None = store._db_for_partition(self.partition).get(key)
+            return value
+        found: bytes | None = store.data.get(key)
+        return found
+
     def __getitem__(self, key: str) -> Any:
-        return self.table.data[key]
+        raw = self._get_raw(key.encode())
+        if raw is None:
+            raise KeyError(key)
+        return json.loads(raw)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self.table.data[key] = value
-        self.table.send_changelog(self.partition, key, value)
+        raw_key, raw = key.encode(), json.dumps(value, separators=(",", ":")).encode()
+        store = self.table.data
+        if hasattr(store, "_db_for_partition"):
+            store._db_for_partition(self.partition).put(raw_key, raw)
+        else:
+            store.data[raw_key] = raw
+            store._key_partition[raw_key] = self.partition  # what the memory store drops on revocation
+        self.table.send_changelog(self.partition, raw_key, raw, key_serializer="raw", value_serializer="raw")
 
     def __delitem__(self, key: str) -> None:
-        del self.table.data[key]
-        self.table.send_changelog(self.partition, key, None, value_serializer="raw")
+        raw_key = key.encode()
+        store = self.table.data
+        if hasattr(store, "_db_for_partition"):
+            store._db_for_partition(self.partition).delete(raw_key)
+        else:
+            del store.data[raw_key]
+        self.table.send_changelog(self.partition, raw_key, None, key_serializer="raw", value_serializer="raw")
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.table.data)
+        store = self.table.data
+        if hasattr(store, "_db_for_partition"):
+            database = store._db_for_partition(self.partition)
+            keys = (key for key in database.keys() if key != store.offset_key)  # noqa: SIM118 - an Rdict
+        else:
+            keys = iter(store.data)
+        return (key.decode() for key in keys)
 
     def __len__(self) -> int:
-        return len(self.table.data)
-
-    @property
-    def backing(self) -> dict[str, Any] | None:
-        """The dict under the table when its store keeps it in memory, for compaction; else None."""
-        inner = getattr(self.table.data, "data", None)
-        return inner if isinstance(inner, dict) else None
+        return sum(1 for _ in self)
 
 
 class BoundedWorker(faust.Worker):

@@ -26,6 +26,11 @@ class Metrics:
         self.redelivered = Counter(
             "claims_redelivered", "Inputs already decided (same event id), not published again.", registry=self.registry
         )
+        self.rekeyed = Counter(
+            "claims_rekeyed",
+            "Inputs forwarded to their member's partition of the repartition topic.",
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "claims_processing_seconds",
             "From taking an input to its output being acknowledged by the broker.",

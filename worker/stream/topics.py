@@ -21,14 +21,18 @@ from pydantic import BaseModel, ConfigDict
 from worker.connection import KafkaConnection
 from worker.settings import Settings
 
-TABLES = ("claims",)
-"""The worker's Faust tables; each has a compacted changelog topic."""
+TABLES = ("members",)
+"""The worker's Faust tables; each has a compacted changelog topic. `members` holds the
+claim history, one record per member (`worker.history`)."""
+
+REPARTITION_NAME = "claims-by-member"
+"""The internal topic's name within the group's namespace (as Kafka Streams names its own)."""
 
 
 class _TopicEntry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    role: Literal["input", "adjudicated", "pended", "dead_letter", "changelog"]
+    role: Literal["input", "repartition", "adjudicated", "pended", "dead_letter", "changelog"]
     setting: Literal["input_topic", "adjudicated_topic", "pended_topic", "dead_letter_topic"] | None = None
     tables: tuple[str, ...] = ()
     config: dict[str, str] = {}
@@ -55,12 +59,19 @@ def changelog_topic(settings: Settings, table: str) -> str:
     return f"{settings.group_id}-{table}-changelog"
 
 
+def repartition_topic(settings: Settings) -> str:
+    """The internal topic the input is re-keyed through by member id: `<group>-claims-by-member-repartition`."""
+    return f"{settings.group_id}-{REPARTITION_NAME}-repartition"
+
+
 def declared(path: Path | None = None) -> tuple[_TopicEntry, ...]:
     """The topic declarations (`worker/stream/topics.yaml` by default), validated."""
     bundled = resources.files("worker.stream").joinpath("topics.yaml")
     text = path.read_text() if path is not None else bundled.read_text()
     entries = _TopicFile.model_validate(yaml.safe_load(text)).topics
-    missing = {"input", "adjudicated", "pended", "dead_letter", "changelog"} - {entry.role for entry in entries}
+    missing = {"input", "repartition", "adjudicated", "pended", "dead_letter", "changelog"} - {
+        entry.role for entry in entries
+    }
     if missing:
         raise ValueError(f"topic declarations lack roles: {sorted(missing)}")
     return entries
@@ -73,6 +84,8 @@ def plan(settings: Settings, path: Path | None = None) -> list[TopicSpec]:
     for entry in declared(path):
         if entry.role == "changelog":
             specs += [TopicSpec(changelog_topic(settings, t), n, r, dict(entry.config)) for t in entry.tables or TABLES]
+        elif entry.role == "repartition":
+            specs.append(TopicSpec(repartition_topic(settings), n, r, dict(entry.config)))
         else:
             assert entry.setting is not None  # noqa: S101 - every non-changelog role names its setting
             specs.append(TopicSpec(str(getattr(settings, entry.setting)), n, r, dict(entry.config)))
@@ -89,7 +102,9 @@ def max_message_bytes(role: str, path: Path | None = None) -> int | None:
 
 def largest_message_bytes(path: Path | None = None) -> int:
     """The largest `max.message.bytes` declared for a topic the worker writes (its producer's cap)."""
-    limits = [max_message_bytes(role, path) for role in ("adjudicated", "pended", "dead_letter")]
+    limits = [
+        max_message_bytes(role, path) for role in ("repartition", "adjudicated", "pended", "dead_letter", "changelog")
+    ]
     return max(limit for limit in limits if limit is not None)
 
 

@@ -115,7 +115,12 @@ class RuleHit(OutboundModel):
 
 class _DecisionEvent(OutboundModel):
     schema_version: Literal[1] = 1
-    event_id: UUID = Field(description="Deterministic for (source_event_id, policy versions).")
+    event_id: UUID = Field(
+        description=(
+            "Deterministic for (source_event_id, policy versions, and what the claim history added: the claims it"
+            " duplicates, what it supersedes or is superseded by)."
+        )
+    )
     source_event_id: UUID = Field(description="The input claim event's event_id.")
     claim_id: ClaimNumber
     member_id: MemberId
@@ -126,6 +131,13 @@ class _DecisionEvent(OutboundModel):
     supersedes_event_id: UUID | None = Field(
         default=None,
         description="On a replacement or void: the output event of the decision it supersedes or reverses, when known.",
+    )
+    superseded_by_claim_id: ClaimNumber | None = Field(
+        default=None,
+        description=(
+            "Set when a replacement or void of this claim was decided before it (they reached the worker out of"
+            " order): this decision is already superseded and must not be paid or acted on."
+        ),
     )
     policy: PolicyReference
     decided_at: AwareDatetime
