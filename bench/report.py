@@ -121,11 +121,11 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "Memory (one process of its own), with what the claim history holds at each point:",
         "",
-        "| claims decided | RSS | history records | line owners | emitted inputs |",
-        "|---|---|---|---|---|",
+        "| claims decided | RSS | member records decoded in memory | members with undelivered decisions |",
+        "|---|---|---|---|",
         *(
-            f"| {int(n):,} | {memory[n] / 1024:,.0f} MiB | {held[n]['records']:,} | {held[n]['line_owners']:,}"
-            f" | {held[n]['emitted_inputs']:,} |"
+            f"| {int(n):,} | {memory[n] / 1024:,.0f} MiB | {held[n]['cached_members']:,}"
+            f" | {held[n]['working_members']:,} |"
             for n in points
             for held in [results["memory_history"]]
         ),

@@ -305,7 +305,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
             policy_dir=args.policy_dir,
             output_topic=None if args.output_file else (args.output_topic or f"claims.replay.{run_id}"),
             output_file=args.output_file,
+            history_from_offset=int(args.history_from) if args.history_from and args.history_from.isdigit() else None,
+            history_from_time_ms=(
+                _parse_time(args.history_from) if args.history_from and not args.history_from.isdigit() else None
+            ),
         )
+        if plan.history_from_time_ms is not None and args.from_file:
+            _fail(EXIT_INPUT, "--history-from takes a line number with --from-file")
         _check_range(plan)
         report_dir = Path(args.report_dir or f"replay-{run_id}")
         report_dir.mkdir(parents=True, exist_ok=True)
@@ -336,6 +342,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"({result.dead_letters} dead letters) to {where}; seek: {result.seek_method}",
         file=sys.stderr,
     )
+    if result.history_warmed is None:
+        print(
+            "history: none before the range: duplicates and supersessions of claims decided before it are not"
+            " seen (warm it with --history-from)",
+            file=sys.stderr,
+        )
+    else:
+        print(f"history: warmed from {result.history_warmed} events before the range", file=sys.stderr)
     if result.stopped_early:
         print(
             f"stopped at {plan.next_offsets}; resume with: claims-worker replay --resume {state_path}", file=sys.stderr
@@ -419,6 +433,13 @@ def build_parser() -> argparse.ArgumentParser:
     output = replay.add_mutually_exclusive_group()
     output.add_argument("--output-topic", help="topic for the outputs (default: claims.replay.<run-id>)")
     output.add_argument("--output-file", help="JSON-lines file for the outputs")
+    replay.add_argument(
+        "--history-from",
+        help=(
+            "warm the claim history from this offset (line, for a file) or time (ISO 8601) up to the range,"
+            " so claims before it count for duplicates and supersessions"
+        ),
+    )
     replay.add_argument("--compare-with", action="append", help="recorded outputs: a topic or a file (repeatable)")
     replay.add_argument("--report-dir", help="where state.json and the reports go (default: replay-<run-id>)")
     replay.add_argument("--run-id", help="name of this run (default: time and a random suffix)")

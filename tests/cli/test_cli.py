@@ -121,7 +121,7 @@ def test_an_event_id_repeated_with_other_content_is_a_conflict_offline_as_in_the
 
 
 def test_a_file_is_decided_with_the_streams_history_rules() -> None:
-    """An earlier claim in the file makes a later one a duplicate; a replacement supersedes; order matters per member."""
+    """An earlier claim in the file makes a later one a duplicate, and a replacement supersedes, per member."""
     original = claim_event(claim_id="F-A", member_id="M-FILE")
     repeat = claim_event(claim_id="F-B", member_id="M-FILE")
     elsewhere = claim_event(claim_id="F-C", member_id="M-OTHER")
@@ -132,3 +132,33 @@ def test_a_file_is_decided_with_the_streams_history_rules() -> None:
     assert second["lines"][0]["rule"] == "claim.duplicate"
     assert third["lines"][0]["rule"] != "claim.duplicate", "another member's identical lines are not duplicates"
     assert fourth["supersedes_event_id"] == first["event_id"]
+
+
+def test_a_replay_warms_its_history_from_before_the_range_and_says_when_it_has_none(tmp_path: Path) -> None:
+    export = tmp_path / "claims.jsonl"
+    export.write_bytes(
+        jsonl(claim_event(claim_id="H-A", member_id="M-H"), claim_event(claim_id="H-B", member_id="M-H"))
+    )
+    outputs = {}
+    for name, extra in (("cold", ()), ("warm", ("--history-from", "0"))):
+        out = tmp_path / f"{name}.jsonl"
+        done = run(
+            "replay",
+            "--from-file",
+            str(export),
+            "--start-offset",
+            "1",
+            "--output-file",
+            str(out),
+            "--report-dir",
+            str(tmp_path / name),
+            *extra,
+        )
+        assert done.returncode == 0, done.stderr
+        outputs[name] = (json.loads(out.read_text()), done.stderr.decode())
+    cold, cold_said = outputs["cold"]
+    warm, warm_said = outputs["warm"]
+    assert cold["lines"][0]["rule"] != "claim.duplicate"
+    assert "history: none before the range" in cold_said
+    assert warm["lines"][0]["rule"] == "claim.duplicate", "H-A, before the range, makes H-B a duplicate"
+    assert "history: warmed from 1 events before the range" in warm_said

@@ -216,8 +216,9 @@ def test_an_event_id_reused_for_another_claim_gets_its_own_output_and_keys_follo
     deployment: Deployment,
 ) -> None:
     shared_id = "3b0d7a1e-6a52-4c8e-9d7e-5f1a2b3c4d5e"
-    first = to_bytes(claim_event(claim_id="KEY-FIRST", event_id=shared_id))
-    other = to_bytes(claim_event(claim_id="KEY-OTHER", event_id=shared_id))
+    # One member: its history is where its claims' event ids are known.
+    first = to_bytes(claim_event(claim_id="KEY-FIRST", member_id="M-KEY", event_id=shared_id))
+    other = to_bytes(claim_event(claim_id="KEY-OTHER", member_id="M-KEY", event_id=shared_id))
     plain = to_bytes(claim_event(claim_id="KEY-PLAIN"))
     # Keys that are not the claim id: another id, a padded one, none. The keys put the inputs on
     # different partitions, so the first is decided before the others are sent: which of two

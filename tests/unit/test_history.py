@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
 from claims_contracts.v1 import SourcePosition
 from tests.builders import (
     claim_event,
@@ -108,7 +106,9 @@ class TestOrderAcrossPartitions:
         later = self.decide(processor, claim_event(claim_id="B", member_id="M1"))
         assert later.lines[0].rule == "claim.duplicate"
         assert later.lines[0].carc == ["18"]
-        assert later.trace[0].evidence == ["duplicate of claim A2 line 1"], "the replacement owns the lines, not the original"
+        assert later.trace[0].evidence == ["duplicate of claim A2 line 1"], (
+            "the replacement owns the lines, not the original"
+        )
 
     def test_in_order_and_out_of_order_end_in_the_same_state(self, policies: Any) -> None:
         in_order, out_of_order = ClaimHistory.in_memory(), ClaimHistory.in_memory()
@@ -143,11 +143,13 @@ class TestIdentity:
         assert isinstance(first, Decided)
         after.remember(first, emitted=True)
         duplicate = after.process(to_bytes(repeat), SourcePosition(file_line=2))
-        assert isinstance(alone, Decided) and isinstance(duplicate, Decided)
+        assert isinstance(alone, Decided)
+        assert isinstance(duplicate, Decided)
         assert duplicate.event.lines[0].rule == "claim.duplicate"
         assert alone.event.event_id != duplicate.event.event_id
         again = Processor(policies).process(to_bytes(repeat), SourcePosition(file_line=1))
-        assert isinstance(again, Decided) and again.event.event_id == alone.event.event_id
+        assert isinstance(again, Decided)
+        assert again.event.event_id == alone.event.event_id
 
 
 class TestWindow:
@@ -166,7 +168,8 @@ class TestWindow:
         # Forgotten, so its redelivery is decided afresh (the same output id), and its lines are no original.
         assert isinstance(processor.process(to_bytes(old), SourcePosition(file_line=3)), Decided)
         repeat = processor.process(to_bytes(claim_event(claim_id="R", member_id="M1")), SourcePosition(file_line=4))
-        assert isinstance(repeat, Decided) and repeat.event.lines[0].rule != "claim.duplicate"
+        assert isinstance(repeat, Decided)
+        assert repeat.event.lines[0].rule != "claim.duplicate"
 
     def test_within_the_window_a_duplicate_months_later_is_still_caught(self, policies: Any) -> None:
         processor = Processor(policies)
@@ -177,7 +180,8 @@ class TestWindow:
             processor.remember(result, emitted=True)
         late = claim_event(claim_id="B", member_id="M1", lines=[ketamine_line(service_date="2025-09-01")])
         result = processor.process(to_bytes(late), SourcePosition(file_line=3))
-        assert isinstance(result, Decided) and result.event.lines[0].rule == "claim.duplicate"
+        assert isinstance(result, Decided)
+        assert result.event.lines[0].rule == "claim.duplicate"
 
     def test_a_member_of_implausible_volume_is_bounded(self, policies: Any) -> None:
         history = ClaimHistory({}, max_lines_per_member=5)
@@ -248,4 +252,5 @@ class TestPersistence:
         processor.remember(first)
         history.forget_undelivered(first.claim)
         repeat = processor.process(to_bytes(claim_event(claim_id="B", member_id="M1")), SourcePosition(file_line=2))
-        assert isinstance(repeat, Decided) and repeat.event.lines[0].rule != "claim.duplicate"
+        assert isinstance(repeat, Decided)
+        assert repeat.event.lines[0].rule != "claim.duplicate"

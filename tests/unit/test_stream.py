@@ -231,7 +231,8 @@ def test_the_table_view_keeps_records_per_partition_as_the_changelog_carries_the
     assert view["M1"] == {"claims": {"A": {"status": "active"}}}
     assert sent == [(3, b"M1", b'{"claims":{"A":{"status":"active"}}}')]
     assert table.data._key_partition[b"M1"] == 3, "the memory store drops it when partition 3 is revoked"
-    assert list(view) == ["M1"] and "M2" not in view
+    assert list(view) == ["M1"]
+    assert "M2" not in view
 
 
 async def test_outputs_carry_cloudevents_headers_and_the_inputs_trace(policies: PolicyBook, log: io.StringIO) -> None:
@@ -270,7 +271,9 @@ async def test_a_short_key_is_kept_whole_without_a_digest(policies: PolicyBook, 
     assert (source["key_size"], source["key_truncated"], source["key_sha256"]) == (8, False, None)
 
 
-REKEYED = Topics("out.adjudicated", "out.pended", "out.dead-letter", by_member="g-claims-by-member-repartition", partitions=6)
+REKEYED = Topics(
+    "out.adjudicated", "out.pended", "out.dead-letter", by_member="g-claims-by-member-repartition", partitions=6
+)
 
 
 async def test_an_input_is_forwarded_to_its_members_partition_then_decided_there(
@@ -299,7 +302,9 @@ async def test_an_input_is_forwarded_to_its_members_partition_then_decided_there
     }, "the producer's own claims-source header is replaced, never trusted"
     assert log.getvalue().count('"event":"claim.decided"') == 0
 
-    back = Incoming(raw, b"M-17", "g-claims-by-member-repartition", publisher.partitions[0] or 0, 7, tuple(publisher.headers[0]))
+    back = Incoming(
+        raw, b"M-17", "g-claims-by-member-repartition", publisher.partitions[0] or 0, 7, tuple(publisher.headers[0])
+    )
     await handle_batch(step, [back])
     assert publisher.sent[2][0] == "out.adjudicated"
     decided = [json.loads(line) for line in log.getvalue().splitlines() if '"claim.decided"' in line]

@@ -58,6 +58,10 @@ class ReplayPlan:
     policy_dir: str | None = None
     output_topic: str | None = None
     output_file: str | None = None
+    history_from_offset: int | None = None
+    """Warm the claim history from this offset (line, for a file) up to the range, deciding nothing out."""
+    history_from_time_ms: int | None = None
+    """Warm the claim history from the first record at or after this time up to the range."""
     next_offsets: dict[str, int] = field(default_factory=dict)
     """Resume point: partition (or "file") -> next offset (or line) to read."""
     end_offsets: dict[str, int] = field(default_factory=dict)
@@ -102,6 +106,8 @@ class ReplayResult:
     stopped_early: bool
     summaries: dict[str, dict[str, Any]]
     """source_event_id -> what was decided (for the comparison report)."""
+    history_warmed: int | None = None
+    """Events read to warm the claim history before the range (None: the run had no history before it)."""
 
 
 class Replayer:
@@ -136,6 +142,14 @@ class Replayer:
         self.dead_letters = 0
         self._already_done = 0
         """Events a resumed run had processed before it stopped."""
+        self.history_warmed: int | None = None
+
+    def _warm(self, raw: bytes, position: SourcePosition) -> None:
+        """Decide an event before the range into the claim history only, as the live worker had."""
+        result = self.processor.process(raw, position)
+        if isinstance(result, Decided):
+            self.processor.remember(result, emitted=True)
+        self.history_warmed = (self.history_warmed or 0) + 1
 
     def _decide(self, raw: bytes, position: SourcePosition, trace: str | None = None) -> Output | None:
         result = self.processor.process(raw, position)
@@ -174,7 +188,14 @@ class Replayer:
         self.plan.finished = not self.stop.is_set()
         self._save()
         return ReplayResult(
-            self.plan, self.plan.processed, self.outputs, self.dead_letters, method, self.stop.is_set(), self.summaries
+            self.plan,
+            self.plan.processed,
+            self.outputs,
+            self.dead_letters,
+            method,
+            self.stop.is_set(),
+            self.summaries,
+            self.history_warmed,
         )
 
     async def _open_sink(self) -> Sink:
@@ -200,6 +221,16 @@ class Replayer:
         start = self.plan.next_offsets.get("file", self.plan.start_offset or 0)
         end = min(self.plan.end_offset if self.plan.end_offset is not None else len(lines), len(lines))
         self.plan.end_offsets = {"file": end}
+        # The history before what is decided: the --history-from lines, and on a resume the lines
+        # this run decided before it stopped (so a resumed run decides as an unbroken one).
+        warm_from = self.plan.history_from_offset
+        if warm_from is None and "file" in self.plan.next_offsets:
+            warm_from = self.plan.start_offset or 0
+        if warm_from is not None:
+            self.history_warmed = 0
+            for number in range(max(warm_from, 0), min(start, len(lines))):
+                if lines[number].strip():
+                    self._warm(lines[number], SourcePosition(file_line=number + 1))
         progress = Progress(max(end - start, 0), "replay", stream=self.progress_stream)
         done = 0
         for chunk_start in range(start, end, BATCH_RECORDS):
@@ -247,7 +278,9 @@ class Replayer:
             begin = await consumer.beginning_offsets(tps)
             end = await end_offsets(consumer, tps)
             bounds = {tp: (begin[tp], end[tp]) for tp in tps}
+            resuming = bool(self.plan.next_offsets)
             starts, ends, method = await self._range(consumer, tps, bounds, connection)
+            await self._warm_topic(consumer, tps, bounds, starts, connection, resuming=resuming)
             total = sum(max(ends[tp] - starts[tp], 0) for tp in tps)
             progress = Progress(total, "replay", stream=self.progress_stream)
             position = dict(starts)
@@ -288,6 +321,56 @@ class Replayer:
         finally:
             await consumer.stop()
         return method
+
+    async def _warm_topic(
+        self,
+        consumer: AIOKafkaConsumer,
+        tps: list[TopicPartition],
+        bounds: dict[TopicPartition, tuple[int, int]],
+        starts: dict[TopicPartition, int],
+        connection: KafkaConnection,
+        *,
+        resuming: bool,
+    ) -> None:
+        """Read [history start, range start) of each partition into the claim history only."""
+        plan = self.plan
+        if plan.history_from_time_ms is not None:
+
+            async def scan(tp: TopicPartition, when: int, begin: int, end: int) -> int:
+                return await scan_for_time(connection, tp, when, begin, end)
+
+            async def stamp(tp: TopicPartition, offset: int) -> int | None:
+                return await timestamp_at(connection, tp, offset)
+
+            froms, _ = await offsets_for_time(
+                consumer, tps, plan.history_from_time_ms, bounds=bounds, scan=scan, timestamp_at=stamp
+            )
+        elif plan.history_from_offset is not None:
+            froms = {tp: min(max(plan.history_from_offset, bounds[tp][0]), bounds[tp][1]) for tp in tps}
+        elif resuming:
+            # The part of the range decided before the stop: so a resumed run decides as an unbroken one.
+            froms = {tp: min(max(plan.start_offset or 0, bounds[tp][0]), bounds[tp][1]) for tp in tps}
+            if plan.start_time_ms is not None:
+                froms = {tp: bounds[tp][0] for tp in tps}
+        else:
+            return
+        self.history_warmed = 0
+        position = {tp: froms[tp] for tp in tps}
+        active = [tp for tp in tps if position[tp] < starts[tp]]
+        for tp in active:
+            consumer.seek(tp, position[tp])
+        while active and not self.stop.is_set():
+            batch = await consumer.getmany(*active, timeout_ms=500, max_records=BATCH_RECORDS)
+            for tp, messages in batch.items():
+                for message in messages:
+                    if message.offset >= starts[tp]:
+                        break
+                    position_of = SourcePosition.of_record(
+                        tp.topic, tp.partition, message.offset, message.key, keep=dead_letter.KEY_KEPT
+                    )
+                    self._warm(message.value or b"", position_of)
+                position[tp] = min(await consumer.position(tp), starts[tp])
+            active = [tp for tp in active if position[tp] < starts[tp]]
 
     async def _range(
         self,
