@@ -87,6 +87,13 @@ class Settings(BaseSettings):
             " By default a folder under the system's temporary directory named for the group and web port."
         ),
     )
+    recovery_consistency_check: bool = Field(
+        default=True,
+        description=(
+            "Stop when a stored history partition claims a changelog offset past the topic's end (Faust's check)."
+            " Off only for a broker whose ListOffsets answers a wrong end offset (the embedded one)."
+        ),
+    )
     standby_replicas: int = Field(
         default=1, ge=0, le=5, description="Warm copies of each history partition kept by other workers."
     )

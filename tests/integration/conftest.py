@@ -53,6 +53,13 @@ def broker() -> Iterator[Broker]:
     started.stop()
 
 
+def embedded_broker_settings(broker: Broker) -> dict[str, Any]:
+    """What the worker must be told on the embedded broker: its ListOffsets(latest) answers a
+    wrong end offset (docs/operations.md), which Faust's recovery check of a RocksDB partition
+    takes for a changelog shorter than the store, and stops."""
+    return {"recovery_consistency_check": False} if broker.kind == "embedded" else {}
+
+
 @dataclass
 class Deployment:
     """One test's topics, group and worker settings on the shared broker."""
@@ -86,6 +93,7 @@ class Deployment:
                 "web_port": web_port,
                 "web_host": "127.0.0.1",
                 **FAST_JOIN,
+                **embedded_broker_settings(self.broker),
                 "batch_within_seconds": 0.02,
             }
         )

@@ -96,6 +96,7 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
         broker_credentials=faust_credentials(connection),
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
         table_standby_replicas=settings.standby_replicas,
+        recovery_consistency_check=settings.recovery_consistency_check,
         autodiscover=False,
         datadir=str(datadir),
         key_serializer="raw",
