@@ -253,24 +253,24 @@ class ClaimHistory:
             emitted.append((claim.event_id, decision.event_id, fingerprint))
             held["emitted"] = tuple(emitted[-EVENTS_PER_CLAIM:])
         self.members[claim.member_id] = member
-        left = self._pending.get(claim.member_id, 1) - 1
-        if left > 0:
-            self._pending[claim.member_id] = left
-            return
-        self._pending.pop(claim.member_id, None)
-        self._working.pop(claim.member_id, None)
-        self._cache[claim.member_id] = member
-        if len(self._cache) > CACHED_MEMBERS:
-            self._cache.popitem(last=False)
+        if self._settled(claim.member_id):
+            self._cache[claim.member_id] = member
+            if len(self._cache) > CACHED_MEMBERS:
+                self._cache.popitem(last=False)
 
     def forget_undelivered(self, claim: Claim) -> None:
         """A decision that will not be delivered: drop the member's unsaved changes once none is left."""
-        left = self._pending.get(claim.member_id, 1) - 1
+        self._settled(claim.member_id)
+
+    def _settled(self, member_id: str) -> bool:
+        """Count one of the member's decisions as done; True (and the working record dropped) when none is left."""
+        left = self._pending.get(member_id, 1) - 1
         if left > 0:
-            self._pending[claim.member_id] = left
-            return
-        self._pending.pop(claim.member_id, None)
-        self._working.pop(claim.member_id, None)
+            self._pending[member_id] = left
+            return False
+        self._pending.pop(member_id, None)
+        self._working.pop(member_id, None)
+        return True
 
     def _prune(self, member: dict[str, Any]) -> None:
         claims: dict[str, Any] = member["claims"]
