@@ -16,7 +16,8 @@ TARGETS = [
     ("pure core, claims/s", "core.core_rate", 50_000, ">="),
     ("p99 latency at 1,000/s, ms", "latency.p99_ms", 50, "<="),
     ("two workers / one", "ratios.two_workers_over_one", 1.5, ">="),
-    ("RSS at 1,000,000 / at 100,000 claims", "memory_ratio", 1.10, "<="),
+    ("RSS at 1,000,000 / at 100,000 claims of history", "ratios.rss_1m_vs_100k", 1.10, "<="),
+    ("restart-to-ready, 1,000,000 claims of history / none", "ratios.restart_1m_vs_empty", 1.5, "<="),
 ]
 
 
@@ -60,9 +61,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    memory = results["memory_kib"]
-    points = sorted(memory, key=int)
-    results = {**results, "memory_ratio": memory[points[-1]] / memory[points[0]]}
+    restart = results["restart"]
+    sizes = sorted(restart, key=int)
     t, machine = results["throughput"], results["machine"]
     lines = [
         "# Benchmarks",
@@ -91,7 +91,13 @@ def markdown(results: dict[str, Any]) -> str:
         f" {results['latency']['seconds']} s, measured after the group joins and"
         f" {results['latency']['warm_up_seconds']} s of the same load;",
         "  latency = output record timestamp - input record timestamp (same clock, ms).",
-        "- Memory: resident set of one process deciding claims through the bounded claim history.",
+        "- Restart and memory (`bench/restart.py`): for each size, that many seeded claims are decided through",
+        "  the worker's `Processor` and `ClaimHistory`, and the member records they leave are written to the",
+        "  group's changelog on their members' partitions. A worker with an empty state directory recovers it",
+        "  into RocksDB and decides a probe claim (cold start); then it is stopped (SIGTERM) and started again",
+        f"  on the same directory to decide {restart[sizes[0]]['load_after_restart']:,} more claims of the stream,",
+        "  which reach members with history",
+        "  (restart). Ready = process start to its first output's timestamp; RSS is read after the last output.",
         "",
         "## Machine",
         "",
@@ -119,15 +125,16 @@ def markdown(results: dict[str, Any]) -> str:
         f" second after an idle pause the slowest claim took {results['latency']['first_second_after_idle_max_ms']:.0f}"
         " ms.",
         "",
-        "Memory (one process of its own), with what the claim history holds at each point:",
+        "Restart and memory of one worker (RocksDB store) by the history it holds:",
         "",
-        "| claims decided | RSS | member records decoded in memory | members with undelivered decisions |",
-        "|---|---|---|---|",
+        "| claims of history | member records | changelog | store on disk | cold start, ready after"
+        " | restart, ready after | RSS after restart and load |",
+        "|---|---|---|---|---|---|---|",
         *(
-            f"| {int(n):,} | {memory[n] / 1024:,.0f} MiB | {held[n]['cached_members']:,}"
-            f" | {held[n]['working_members']:,} |"
-            for n in points
-            for held in [results["memory_history"]]
+            f"| {int(n):,} | {r['member_records']:,} | {r['changelog_mib']:,.0f} MiB | {r['store_mib']:,.0f} MiB"
+            f" | {r['cold_start_ready_s']:.1f} s | {r['restart_ready_s']:.1f} s | {r['rss_kib'] / 1024:,.0f} MiB |"
+            for n in sizes
+            for r in [restart[n]]
         ),
         "",
         "## Targets",

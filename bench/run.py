@@ -2,7 +2,8 @@
 
 (a) plain aiokafka consume-transform-produce loop, (b) naive Faust agent, (c) our worker end to
 end (audit log to a file), (d) replay, (e) the pure core in one process; plus latency of (c) at a
-fixed offered load, scale-out to two worker processes, and memory from 100,000 to 1,000,000 claims.
+fixed offered load, scale-out to two worker processes, and restart-to-ready time and resident memory
+of a worker holding 0, 100,000 and 1,000,000 claims of history (`bench/restart.py`).
 Throughput of a streaming pipeline = outputs / (last output timestamp - first output timestamp),
 so start-up and group joins are not counted; the median of --repeats runs is reported.
 """
@@ -28,6 +29,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.data import claims
+from bench.restart import RestartBench
 from worker.dev.broker import FAST_JOIN, Broker, start_broker
 from worker.settings import Settings
 from worker.stream import topics
@@ -379,62 +381,19 @@ def core(data: list[bytes], repeats: int) -> dict[str, Any]:
     return {"core_rate": statistics.median(core_rates), "path_rate": statistics.median(path_rates)}
 
 
-def memory(checkpoints: list[int]) -> dict[str, Any]:
-    """Resident memory of one process deciding claims through a bounded history.
-
-    Runs in a process of its own (`--memory-only`), so nothing the other measurements
-    loaded counts. At each checkpoint: RSS, and the entries the history holds.
-    """
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--memory-only", ",".join(str(n) for n in checkpoints)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=3600,
-    )
-    sys.stderr.write(done.stderr)
-    figures: dict[str, Any] = json.loads(done.stdout)
-    return figures
-
-
-def _memory_here(checkpoints: list[int]) -> dict[str, Any]:
-    import random
-
-    from bench.data import claim
-    from claims_contracts import SourcePosition
-    from worker.heap import settle_heap
-    from worker.policy_files import load_policy_book
-    from worker.processor import Decided, Processor
-
-    processor = Processor(load_policy_book())
-    settle_heap()  # as the worker does once the code set and the policy book are loaded
-    rng = random.Random(5)
-    position = SourcePosition(file_line=1)
-    rss, held = {}, {}
-    for n in range(1, max(checkpoints) + 1):
-        result = processor.process(orjson.dumps(claim(rng, n)), position)
-        if isinstance(result, Decided):
-            processor.remember(result, emitted=True)
-        if n in checkpoints:
-            rss[str(n)] = proc_status(os.getpid(), "VmRSS")
-            held[str(n)] = processor.history.sizes()
-            log(f"memory: {n:,} claims, RSS {rss[str(n)] / 1024:.0f} MiB, history {held[str(n)]}")
-    return {"rss_kib": rss, "history": held}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--claims", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--latency-rate", type=int, default=1000)
     parser.add_argument("--latency-seconds", type=int, default=15)
-    parser.add_argument("--memory-claims", type=int, default=1_000_000)
+    parser.add_argument(
+        "--history-claims",
+        default="0,100000,1000000",
+        help="sizes of history (claims) to restart a worker on, comma-separated",
+    )
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.json"))
-    parser.add_argument("--memory-only", metavar="N,N,...", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.memory_only:
-        print(json.dumps(_memory_here([int(n) for n in args.memory_only.split(",")])))
-        return 0
 
     workdir = Path(os.environ.get("BENCH_WORKDIR") or tempfile.mkdtemp(prefix="bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -490,19 +449,20 @@ def main(argv: list[str] | None = None) -> int:
         }
         log(f"latency at {args.latency_rate}/s for {args.latency_seconds}s")
         results["latency"] = run.latency(args.latency_rate, args.latency_seconds)
+        sizes = [int(n) for n in args.history_claims.split(",")]
+        results["restart"] = {str(n): RestartBench(run, n).measure() for n in sizes}
+        restart = results["restart"]
+        if "0" in restart and "1000000" in restart:
+            results["ratios"]["restart_1m_vs_empty"] = (
+                restart["1000000"]["restart_ready_s"] / restart["0"]["restart_ready_s"]
+            )
+        if "100000" in restart and "1000000" in restart:
+            results["ratios"]["rss_1m_vs_100k"] = restart["1000000"]["rss_kib"] / restart["100000"]["rss_kib"]
     finally:
         broker.stop()
-    # Intermediate points show whether memory levels off after the history fills (100,000 claims).
-    steps = (100_000, 250_000, 500_000, 750_000)
-    checkpoints = sorted(
-        {min(100_000, args.memory_claims), args.memory_claims} | {n for n in steps if n < args.memory_claims}
-    )
-    log("memory")
-    measured = memory(checkpoints)
-    results["memory_kib"], results["memory_history"] = measured["rss_kib"], measured["history"]
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     log(f"wrote {args.out}")
-    print(json.dumps({k: results[k] for k in ("throughput", "ratios", "core", "latency", "memory_kib")}, indent=2))
+    print(json.dumps({k: results[k] for k in ("throughput", "ratios", "core", "latency", "restart")}, indent=2))
     return 0
 
 
