@@ -10,7 +10,7 @@ PYTHON_BIN := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/nu
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lint typecheck imports deploy-check schemas docs test test-unit test-integration soak demo bench clean
+.PHONY: install lint typecheck imports deploy-check schemas docs code-sets policy-diff test test-unit test-integration soak demo bench clean
 
 install: $(STAMP)
 
@@ -52,6 +52,14 @@ schemas: install
 # Regenerate the generated parts of the docs (the settings reference).
 docs: install
 	$(BIN)/python -m worker.dev.docs
+
+# Rebuild the shipped ICD-10-CM releases from CMS's files (simple-icd-10-cm 1.4.0 and 1.5.0).
+code-sets: install
+	$(BIN)/python -m worker.dev.code_sets
+
+# Replay the bench mix under revision 1 and revision 2 of the reading; the diff goes in docs/policy.md.
+policy-diff: install
+	$(BIN)/python -m worker.dev.policy_diff
 
 test: lint typecheck imports deploy-check
 	COMPOSE_SCHEMA=$(COMPOSE_SCHEMA) $(BIN)/pytest

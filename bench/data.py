@@ -13,6 +13,8 @@ import orjson
 
 KETAMINE_NDCS = ["67457-0108-10", "67457-108-10", "0409-2053-10", "52584-038-10", "42023-0115-10"]
 OTHER_NDCS = ["00409-4888-01", "63323-0483-10", "00641-6010-25"]
+OTHER_DRUG = "another drug's injection (unclassified, J3490)"
+"""The description an intake gives a J3490 line of another drug (the policy reads whether it names ketamine)."""
 CHRONIC_PAIN = ["G89.29", "G89.4", "G90.523", "G90.511", "M79.7", "G43.909", "M54.50", "G56.41", "B02.22", "S14.101A"]
 MENTAL_HEALTH = ["F32.9", "F33.2", "F31.81", "F42.2", "F43.10", "R45.851", "F32.A"]
 SUBSTANCE = ["F10.20", "F11.20", "F12.20", "F14.20", "F19.20"]
@@ -53,7 +55,7 @@ def _drug_line(rng: random.Random, number: int, day: str) -> dict[str, Any]:
         "procedure_code": code,
         "modifiers": [],
         "ndc": ndc,
-        "drug_description": "ketamine hydrochloride injection",
+        "drug_description": OTHER_DRUG if ndc in OTHER_NDCS else "ketamine hydrochloride injection",
         "route": route,
         "units": str(rng.choice([1, 1, 2, 5])),
         "charge_amount": f"{rng.randint(80, 900)}.{rng.randint(0, 99):02d}",

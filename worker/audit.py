@@ -42,6 +42,7 @@ ALLOWED_KEYS = frozenset(
         # the decision
         "policy_id",
         "policy_versions",
+        "policy_revision",
         "pinned",
         "outcome",
         "queue",
@@ -170,6 +171,7 @@ def decision_fields(decided: Decided) -> dict[str, Any]:
         "output_event_id": str(event.event_id),
         "policy_id": event.policy.policy_id,
         "policy_versions": event.policy.versions,
+        "policy_revision": event.policy.revision,
         "pinned": decided.decision.pinned,
         "outcome": event.event_type,
         "queue": getattr(event, "queue", None),

@@ -182,7 +182,9 @@ class Processor:
         decision = adjudicate(claim, self.policies, pinned_version=self.pinned_version, duplicates=duplicates)
         context = history_context(decision, duplicates, supersedes, superseded_by)
         if context:
-            identity = output_event_id(claim.event_id, decision.policy_id, decision.policy_versions, context)
+            identity = output_event_id(
+                claim.event_id, decision.policy_id, decision.policy_versions, context, revision=decision.revision
+            )
             decision = dataclasses.replace(decision, event_id=identity)
         output = event_from_decision(
             decision,

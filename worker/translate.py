@@ -6,6 +6,7 @@ and the core does not change. PHI fields of the contract are not copied.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 from claims_contracts.v1 import (
     AdjudicationEvent,
     AdjustmentGroup,
+    BillingCode,
     ClaimEvent,
     ClaimType,
     CoverageInformation,
@@ -27,6 +29,10 @@ from claims_contracts.v1 import (
     RuleHit,
 )
 from worker.adjudication import Claim, Decision, Line, LineDecision, OtherPayer, PriorAuthorization
+from worker.adjudication.ndc import normalize
+
+COVERAGE_ASSERTION_NAMESPACE = uuid.UUID("3b0c9f7e-8e51-5d0a-9a43-2f6c1d7e8b24")
+"""Namespace of the CRD coverage assertion ids (UUID version 5 of the output event id and line)."""
 
 
 def claim_from_event(event: ClaimEvent) -> Claim:
@@ -77,6 +83,7 @@ def claim_from_event(event: ClaimEvent) -> Claim:
                 route=line.route.value if line.route is not None else None,
                 place_of_service=line.place_of_service,
                 diagnosis_pointers=tuple(line.diagnosis_pointers or ()),
+                drug_description=line.drug_description,  # read by the core, never written out
             )
             for line in source.lines
         ),
@@ -110,12 +117,39 @@ _GROUPS = {group.value: group for group in AdjustmentGroup}
 _CLAIM_TYPES = {kind.value: kind for kind in ClaimType}
 
 
-def _line_result(line: LineDecision) -> LineResult:
+def _line_result(line: LineDecision, billed: Line, claim: Claim, event_id: str, policy_id: str) -> LineResult:
+    """One output line: the decision, and what was billed, so a remittance needs nothing else."""
     coverage = line.coverage
+    # 11 digits when the NDC reads one way only; bare 10 digits could be three NDCs.
+    ndc11 = normalize(billed.ndc).unique if billed.ndc is not None else None
+    denied = line.outcome.value == "denied"
+    code = billed.procedure_code
+    billing_code = (
+        trusted(BillingCode, system="HCPCS", code=code)
+        if code is not None
+        else trusted(BillingCode, system="NDC", code=ndc11)
+        if ndc11 is not None
+        else None
+    )
+    # Numbered sections read "sections 2.1, 1.2.1"; the unnumbered ones by their heading ("Medicare Policy").
+    numbered = [section for section in line.sections if section[:1].isdigit()]
+    named = [section for section in line.sections if not section[:1].isdigit()]
+    sections = ", ".join(
+        ([f"section{'s' if len(numbered) > 1 else ''} {', '.join(numbered)}"] if numbered else []) + named
+    )
+    cited = f"{policy_id} {sections}" if sections else policy_id
     return trusted(
         LineResult,
         line_number=line.line_number,
         outcome=_OUTCOMES[line.outcome.value],
+        procedure_code=code,
+        modifiers=list(billed.modifiers),
+        ndc=ndc11,
+        route=billed.route,
+        service_date=billed.service_date,
+        units=billed.units,
+        charge_amount=billed.charge_amount,
+        adjustment_amount=billed.charge_amount if denied else None,
         rule=line.rule,
         policy_sections=list(line.sections),
         policy_version=line.policy_version,
@@ -133,6 +167,10 @@ def _line_result(line: LineDecision) -> LineResult:
                 pa_needed=coverage.pa_needed,
                 satisfied_pa_id=coverage.satisfied_pa_id,
                 info_needed=list(coverage.info_needed),
+                date=claim.received_date,
+                coverage_assertion_id=uuid.uuid5(COVERAGE_ASSERTION_NAMESPACE, f"{event_id}|{line.line_number}"),
+                billing_code=billing_code,
+                reason=f"{cited}: {line.explanation}",
             )
             if coverage is not None
             else None
@@ -178,9 +216,17 @@ def event_from_decision(
         "superseded_by_claim_id": superseded_by_claim_id,
         # Whether a replay pinned the version is the run's fact (its state and report), not the
         # decision's: a pinned replay under the version in force reproduces the live body exactly.
-        "policy": trusted(PolicyReference, policy_id=decision.policy_id, versions=list(decision.policy_versions)),
+        "policy": trusted(
+            PolicyReference,
+            policy_id=decision.policy_id,
+            versions=list(decision.policy_versions),
+            revision=decision.revision,
+        ),
         "decided_at": decided_at,
-        "lines": [_line_result(line) for line in decision.lines],
+        "lines": [
+            _line_result(line, billed, claim, decision.event_id, decision.policy_id)
+            for line, billed in zip(decision.lines, claim.lines, strict=True)
+        ],
         "trace": [
             trusted(
                 RuleHit,

@@ -12,6 +12,8 @@ from tests.builders import EXAMPLE_EVENT, claim_event, example_event
 from worker.policy_files import bundled_policy_dir
 
 CLI = str(Path(sys.executable).with_name("claims-worker"))
+REVISION_1 = bundled_policy_dir().parent / "archive" / "revision-1"
+"""The policy files of the team's first reading of MB2300 (what-if)."""
 
 
 def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -33,14 +35,24 @@ class TestAdjudicate:
         assert (drug["outcome"], drug["policy_sections"][0], drug["carc"]) == ("denied", "2.1", ["204"])
 
     def test_the_output_event_id_never_changes_for_the_same_input(self) -> None:
-        # Downstream consumers de-duplicate on this id: it must survive releases.
+        # Downstream consumers de-duplicate on this id: it must survive releases of the same reading.
         first = json.loads(run("adjudicate", "-", stdin=jsonl(example_event())).stdout)
         second = json.loads(run("adjudicate", "-", stdin=jsonl(example_event())).stdout)
-        assert first["event_id"] == second["event_id"] == "eb9a69ea-4ad3-5458-b53b-7584786b9d76"
+        assert first["event_id"] == second["event_id"] == "31465303-c8c5-5ace-9b65-955b04770b51"
+        assert first["policy"] == {"policy_id": "MB2300", "versions": ["2025.08.21"], "revision": 2}
+
+    def test_another_reading_of_the_policy_gives_another_output_id(self) -> None:
+        # Revision 1 (kept loadable for what-if) keeps the id it always gave; revision 2's differs,
+        # so a consumer de-duplicating on event_id never keeps a body of the other reading.
+        old = json.loads(run("adjudicate", "-", "--policy-dir", str(REVISION_1), stdin=jsonl(example_event())).stdout)
+        new = json.loads(run("adjudicate", "-", stdin=jsonl(example_event())).stdout)
+        assert old["event_id"] == "eb9a69ea-4ad3-5458-b53b-7584786b9d76"
+        assert old["policy"]["revision"] == 1
+        assert new["event_id"] != old["event_id"]
 
     def test_bad_lines_become_dead_letters_and_processing_goes_on(self, tmp_path: Path) -> None:
         bad_schema = example_event()
-        bad_schema["claim"]["provider"]["npi"] = "1234567890"
+        bad_schema["claim"]["provider"]["npi"] = 1234567890  # a number: not a claim as the contract reads it
         source = tmp_path / "claims.jsonl"
         source.write_bytes(
             jsonl(example_event()) + b'{"truncated": \n' + b"\xff\xfe\n" + b"\n" + jsonl(bad_schema, claim_event())
@@ -60,7 +72,7 @@ class TestAdjudicate:
         assert (not_utf8["kind"], not_utf8["source"]["file_line"]) == ("not_utf8", 3)
         assert (schema["kind"], schema["source"]["file_line"]) == ("schema_violation", 5)
         assert schema["errors"][0]["path"] == "claim.provider.npi"
-        assert "check digit" in schema["reason"]
+        assert "valid string" in schema["reason"]
 
     def test_a_missing_input_file_is_a_one_line_error_and_exit_2(self, tmp_path: Path) -> None:
         done = run("adjudicate", str(tmp_path / "nope.jsonl"))

@@ -35,10 +35,13 @@ def _set(path: str, value: Any) -> Mutation:
 @pytest.mark.parametrize(
     ("mutate", "path", "message"),
     [
-        (_set("claim.provider.npi", "1234567890"), "claim.provider.npi", "check digit"),
-        (_set("claim.provider.npi", "12345"), "claim.provider.npi", "10 digits"),
-        (_set("claim.diagnoses.0.code", "9G0.523"), "claim.diagnoses.0.code", "ICD-10-CM"),
-        (_set("claim.lines.0.ndc", "67457-01-10"), "claim.lines.0.ndc", "NDC"),
+        # Since 1.3.0 a malformed NPI, diagnosis or NDC is the core's to decide; text that could be
+        # anything (spaces, length) is still refused, so no free text arrives in these fields.
+        (_set("claim.provider.npi", "1234 567893"), "claim.provider.npi", "printable characters without spaces"),
+        (_set("claim.provider.npi", "1" * 21), "claim.provider.npi", "printable characters without spaces"),
+        (_set("claim.diagnoses.0.code", "chronic pain"), "claim.diagnoses.0.code", "without spaces"),
+        (_set("claim.diagnoses.0.code", "F" * 11), "claim.diagnoses.0.code", "1 to 10"),
+        (_set("claim.lines.0.ndc", "see the attached"), "claim.lines.0.ndc", "without spaces"),
         (_set("claim.lines.0.units", 1.5), "claim.lines.0.units", "not a JSON number"),
         (_set("claim.lines.0.charge_amount", "NaN"), "claim.lines.0.charge_amount", "an amount of 0 or more"),
         (_set("claim.lines.0.charge_amount", "-1.00"), "claim.lines.0.charge_amount", "an amount of 0 or more"),
@@ -110,3 +113,20 @@ def test_diagnosis_codes_are_accepted_without_the_dot_and_upper_cased() -> None:
 )
 def test_npi_check_digit(npi: str, valid: bool) -> None:
     assert luhn_valid_npi(npi) is valid
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("claim.provider.npi", "1234567890"),  # a wrong check digit
+        ("claim.provider.npi", "12345"),
+        ("claim.diagnoses.0.code", "9G0.523"),
+        ("claim.lines.0.ndc", "67457-01-10"),
+    ],
+    ids=["npi-check-digit", "npi-short", "diagnosis-shape", "ndc-shape"],
+)
+def test_claim_data_errors_are_readable_claims_the_core_decides(path: str, value: str) -> None:
+    # Contract 1.3.0: these are pended for correction by the core (tests/unit/test_rules.py), not refused.
+    event = example_event()
+    _set(path, value)(event)
+    assert ClaimEvent.model_validate(event).claim.claim_id == event["claim"]["claim_id"]

@@ -130,8 +130,8 @@ def test_replay_reproduces_the_live_decisions_and_reports_what_if_changes(record
     text = text[: text.index("  - id: criteria.mental_health")] + text[text.index("  - id: criteria.substance_use") :]
     text = text.replace("[criteria.mental_health, criteria.substance_use]", "[criteria.substance_use]")
     text = text.replace(
-        "[criteria.chronic_pain, criteria.mental_health, criteria.substance_use]",
-        "[criteria.chronic_pain, criteria.substance_use]",
+        "[criteria.chronic_pain, criteria.mental_health, criteria.substance_use,",
+        "[criteria.chronic_pain, criteria.substance_use,",
     )
     policy.write_text(text)
     done = replay(

@@ -65,10 +65,10 @@ class TestLoading:
         ("  - id: lob.medicare_replacement", "  - id: lob.medicare_advantage", "", "appear more than once"),
         ("kind: frequency_in", "kind: frequency_is", "rules.0.when.0", "does not match any of the expected tags"),
         (
-            "    codes: [R45.851]",
-            "    codes: [R45.999]",
+            "    codes: [R45, T14.91, Z91.51, O99.34]",
+            "    codes: [R45, T14.91, Z91.51, O99.349X]",
             "diagnosis_families.mental_health.codes",
-            "not in the ICD-10-CM code set: R45.999",
+            "not in any shipped ICD-10-CM release: O99.349X",
         ),
         ('sections: ["2.2"]\n    also_cite', 'sections: ["9.9"]\n    also_cite', "", "section '9.9'"),
         ("    queue: clinical_review\n", "", "rules", "a pended rule needs a queue"),

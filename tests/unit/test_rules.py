@@ -52,8 +52,76 @@ CASES: list[tuple[str, dict[str, Any], Expect, str | None]] = [
     (
         "claim.dos_after_receipt",
         claim_event(lines=[ketamine_line(service_date="2025-09-05")]),
-        Expect("pended", "claim.dos_after_receipt", carc=("16",), rarc=("N379",)),
+        Expect("pended", "claim.dos_after_receipt", carc=("110",)),
         "data_correction",
+    ),
+    (
+        "rev2 10: claim.dos_after_receipt on an administration line beside the drug, CARC 110",
+        claim_event(
+            lines=[service_line(1, "96365", service_date="2025-09-05"), ketamine_line(2, service_date="2025-09-05")]
+        ),
+        Expect("pended", "claim.dos_after_receipt", carc=("110",)),
+        "data_correction",
+    ),
+    (
+        "rev2 2: claim.dos_after_receipt leaves a line MB2300 does not govern to other edits",
+        claim_event(lines=[service_line(1, "99213", service_date="2025-09-05")]),
+        Expect("not_applicable", "scope.not_ketamine"),
+        None,
+    ),
+    (
+        "rev2 1: claim.code_set_not_shipped: no shipped ICD-10-CM release covers the date",
+        claim_event(lines=[ketamine_line(service_date="2026-10-05")], received_date="2026-10-06"),
+        Expect("pended", "claim.code_set_not_shipped"),
+        "policy_review",
+    ),
+    (
+        "rev2 1: G35 on 2025-09-15 is billable in FY2025 (not pended as invalid)",
+        claim_event(diagnoses=["G35"], lines=[ketamine_line(service_date="2025-09-15")], received_date="2025-09-20"),
+        Expect("pended", "criteria.indication_unclear"),
+        "clinical_review",
+    ),
+    (
+        "rev2 1: G35.D on 2025-09-15 did not exist before FY2026",
+        claim_event(diagnoses=["G35.D"], lines=[ketamine_line(service_date="2025-09-15")], received_date="2025-09-20"),
+        Expect("pended", "claim.invalid_diagnosis", carc=("16",), rarc=("M76",)),
+        "data_correction",
+    ),
+    (
+        "rev2 1: G35 on 2025-10-15 is a category of FY2026, not billable",
+        claim_event(diagnoses=["G35"], lines=[ketamine_line(service_date="2025-10-15")], received_date="2025-10-20"),
+        Expect("pended", "claim.invalid_diagnosis", carc=("16",), rarc=("M76",)),
+        "data_correction",
+    ),
+    (
+        "rev2 1: G35.D on 2025-10-15 is valid in FY2026",
+        claim_event(diagnoses=["G35.D"], lines=[ketamine_line(service_date="2025-10-15")], received_date="2025-10-20"),
+        Expect("pended", "criteria.indication_unclear"),
+        "clinical_review",
+    ),
+    (
+        "rev2 2: claim.invalid_diagnosis: a malformed code is decided, not dead-lettered",
+        claim_event(diagnoses=["12345"]),
+        Expect("pended", "claim.invalid_diagnosis", carc=("16",), rarc=("M76",)),
+        "data_correction",
+    ),
+    (
+        "rev2 2: claim.invalid_provider: an NPI failing its check digit",
+        claim_event(provider={"npi": "1234567890", "participating": True}),
+        Expect("pended", "claim.invalid_provider", carc=("16",), rarc=("N290",)),
+        "data_correction",
+    ),
+    (
+        "rev2 2: claim.invalid_provider: an NPI that is not 10 digits",
+        claim_event(provider={"npi": "12345-ABC", "participating": True}),
+        Expect("pended", "claim.invalid_provider", carc=("16",), rarc=("N290",)),
+        "data_correction",
+    ),
+    (
+        "rev2 2: claim.invalid_provider leaves a line MB2300 does not govern to other edits",
+        claim_event(provider={"npi": "1234567890", "participating": True}, lines=[service_line(1, "99213")]),
+        Expect("not_applicable", "scope.not_ketamine"),
+        None,
     ),
     (
         "claim.invalid_diagnosis: a category is not billable",
@@ -98,8 +166,32 @@ CASES: list[tuple[str, dict[str, Any], Expect, str | None]] = [
         "data_correction",
     ),
     (
+        "rev2 2: scope.ndc_missing: a malformed NDC is decided, not dead-lettered",
+        claim_event(lines=[ketamine_line(ndc="67457-01O8-1O")]),
+        Expect("pended", "scope.ndc_missing", carc=("16",), rarc=("M119",)),
+        "data_correction",
+    ),
+    (
+        "rev2 3: scope.ndc_unknown_ketamine: an NDC the reference data lacks, described as ketamine",
+        claim_event(lines=[ketamine_line(ndc="25021-0300-10", drug_description="Ketamine HCl 50 mg/mL vial")]),
+        Expect("pended", "scope.ndc_unknown_ketamine"),
+        "pharmacy_review",
+    ),
+    (
+        "rev2 3: scope.ndc_unknown_ketamine: the brand name counts too",
+        claim_event(lines=[ketamine_line(ndc="25021-0300-10", drug_description="KETALAR 10MG/ML")]),
+        Expect("pended", "scope.ndc_unknown_ketamine"),
+        "pharmacy_review",
+    ),
+    (
+        "rev2 3: an unknown NDC described as esketamine is not ketamine",
+        claim_event(lines=[ketamine_line(ndc="25021-0300-10", drug_description="esketamine")]),
+        Expect("not_applicable", "scope.not_ketamine"),
+        None,
+    ),
+    (
         "scope.not_ketamine: another drug under J3490",
-        claim_event(lines=[ketamine_line(ndc=OTHER_NDC)]),
+        claim_event(lines=[ketamine_line(ndc=OTHER_NDC, drug_description="labetalol HCl injection 5 mg/mL")]),
         Expect("not_applicable", "scope.not_ketamine"),
         None,
     ),
@@ -134,9 +226,35 @@ CASES: list[tuple[str, dict[str, Any], Expect, str | None]] = [
         None,
     ),
     (
-        "medicare.cost_supplement_participating: supplement",
-        claim_event(line_of_business="medicare_supplement"),
+        "medicare.cost_supplement_participating: supplement, after Medicare",
+        claim_event(line_of_business="medicare_supplement", other_payers=[medicare_primary("paid")]),
         Expect("approved", "medicare.cost_supplement_participating"),
+        None,
+    ),
+    (
+        "rev2 9: medicare.supplement_primary_not_adjudicated: no Medicare adjudication",
+        claim_event(line_of_business="medicare_supplement"),
+        Expect("pended", "medicare.supplement_primary_not_adjudicated", carc=("22",), rarc=("MA04",)),
+        "coordination_of_benefits",
+    ),
+    (
+        "rev2 9: medicare.supplement_primary_not_adjudicated: Medicare pending",
+        claim_event(line_of_business="medicare_supplement", other_payers=[medicare_primary("pending")]),
+        Expect("pended", "medicare.supplement_primary_not_adjudicated", carc=("22",), rarc=("MA04",)),
+        "coordination_of_benefits",
+    ),
+    (
+        "rev2 5: criteria.labeled_use before the Medicare PA rules (non-participating, no PA)",
+        claim_event(
+            line_of_business="medicare_cost", participating=False, lines=[ketamine_line(), service_line(2, "01996")]
+        ),
+        Expect("approved", "criteria.labeled_use", sections=("1.1.1",)),
+        None,
+    ),
+    (
+        "rev2 5: criteria.labeled_use before the Medicare-primary PA rule",
+        claim_event(other_payers=[medicare_primary("paid")], lines=[ketamine_line(), service_line(2, "01996")]),
+        Expect("approved", "criteria.labeled_use"),
         None,
     ),
     (
@@ -239,15 +357,51 @@ CASES: list[tuple[str, dict[str, Any], Expect, str | None]] = [
         None,
     ),
     (
+        "rev2 4: a PA for J3490 naming another drug's NDC (labetalol) does not cover ketamine",
+        claim_event(prior_authorizations=[approved_pa(ndc="00409-2267-20")]),
+        Expect("denied", "criteria.chronic_pain", carc=("204",), rarc=("N130",)),
+        None,
+    ),
+    (
+        "rev2 4: a PA naming the same ketamine product in another package covers the line",
+        claim_event(prior_authorizations=[approved_pa(ndc="67457-108-00")]),
+        Expect("approved", "criteria.authorized_exception"),
+        None,
+    ),
+    (
         "criteria.labeled_use: anesthesia on the same day",
         claim_event(lines=[ketamine_line(), service_line(2, "01996")]),
         Expect("approved", "criteria.labeled_use", sections=("1.1.1",)),
         None,
     ),
     (
-        "criteria.labeled_use: moderate sedation",
-        claim_event(lines=[ketamine_line(), service_line(2, "99152")]),
+        "rev2 5: moderate sedation alone is not labeled use",
+        claim_event(lines=[ketamine_line(), service_line(2, "99152")], diagnoses=["F32.9"]),
+        Expect("denied", "criteria.mental_health", carc=("204",), rarc=("N130",)),
+        None,
+    ),
+    (
+        "rev2 5: moderate sedation with a procedure is labeled use",
+        claim_event(lines=[ketamine_line(), service_line(2, "99152"), service_line(3, "43239")]),
         Expect("approved", "criteria.labeled_use"),
+        None,
+    ),
+    (
+        "rev2 5: an IV start (36000) is not labeled use",
+        claim_event(lines=[ketamine_line(), service_line(2, "36000")], diagnoses=["F32.9"]),
+        Expect("denied", "criteria.mental_health", carc=("204",), rarc=("N130",)),
+        None,
+    ),
+    (
+        "rev2 5: trigger-point injections are not labeled use",
+        claim_event(lines=[ketamine_line(), service_line(2, "20553")]),
+        Expect("denied", "criteria.chronic_pain", carc=("204",), rarc=("N130",)),
+        None,
+    ),
+    (
+        "rev2 5 (choice): a nerve block is not labeled use",
+        claim_event(lines=[ketamine_line(), service_line(2, "64450")]),
+        Expect("denied", "criteria.chronic_pain", carc=("204",), rarc=("N130",)),
         None,
     ),
     (
@@ -275,8 +429,8 @@ CASES: list[tuple[str, dict[str, Any], Expect, str | None]] = [
         None,
     ),
     (
-        "criteria.chronic_pain and mental health: both sections cited",
-        claim_event(diagnoses=["G89.29", "F32.9"]),
+        "criteria.chronic_pain and mental health: both sections cited (the line points to both)",
+        claim_event(diagnoses=["G89.29", "F32.9"], lines=[ketamine_line(diagnosis_pointers=[1, 2])]),
         Expect("denied", "criteria.chronic_pain", carc=("204",), rarc=("N130",), sections=("2.1", "1.2.1", "2.2")),
         None,
     ),
@@ -299,6 +453,48 @@ CASES: list[tuple[str, dict[str, Any], Expect, str | None]] = [
         None,
     ),
     (
+        "rev2 7: ischemic rest pain is chronic pain (1.2.1.3)",
+        claim_event(diagnoses=["I70.222"]),
+        Expect("denied", "criteria.chronic_pain", carc=("204",), rarc=("N130",)),
+        None,
+    ),
+    (
+        "rev2 7: every symptom of emotional state is mental health (R45.1)",
+        claim_event(diagnoses=["R45.1"]),
+        Expect("denied", "criteria.mental_health", carc=("204",), rarc=("N130",)),
+        None,
+    ),
+    (
+        "rev2 7: a suicide attempt is mental health (T14.91XA)",
+        claim_event(diagnoses=["T14.91XA"]),
+        Expect("denied", "criteria.mental_health", carc=("204",), rarc=("N130",)),
+        None,
+    ),
+    (
+        "rev2 7: a personal history of suicidal behavior is mental health (Z91.51)",
+        claim_event(diagnoses=["Z91.51"]),
+        Expect("denied", "criteria.mental_health", carc=("204",), rarc=("N130",)),
+        None,
+    ),
+    (
+        "rev2 7: mental disorders complicating pregnancy are mental health (O99.340)",
+        claim_event(diagnoses=["O99.340"]),
+        Expect("denied", "criteria.mental_health", carc=("204",), rarc=("N130",)),
+        None,
+    ),
+    (
+        "rev2 7: a comorbidity the line does not point to does not decide it",
+        claim_event(diagnoses=["G89.11", "F17.210"], lines=[ketamine_line(diagnosis_pointers=[1])]),
+        Expect("pended", "criteria.indication_unclear"),
+        "clinical_review",
+    ),
+    (
+        "rev2 7: a line without pointers has the principal diagnosis as its reason",
+        claim_event(claim_type="institutional", diagnoses=["G89.11", "F17.210"]),
+        Expect("pended", "criteria.indication_unclear"),
+        "clinical_review",
+    ),
+    (
         "criteria.substance_use",
         claim_event(diagnoses=["F11.20"]),
         Expect("denied", "criteria.substance_use", carc=("204",), rarc=("N130",), sections=("2.2",)),
@@ -317,10 +513,32 @@ CASES: list[tuple[str, dict[str, Any], Expect, str | None]] = [
         "clinical_review",
     ),
     (
-        "criteria.indication_unclear: pharmacy claim without diagnoses",
+        "rev2 8: a pharmacy claim never pends: indication unclear is NCPDP 75 at the counter",
         claim_event(claim_type="pharmacy", diagnoses=[], lines=[ketamine_line(procedure_code=None)]),
-        Expect("pended", "criteria.indication_unclear"),
-        "clinical_review",
+        Expect("denied", "criteria.indication_unclear", ncpdp=("75",)),
+        None,
+    ),
+    (
+        "rev2 8: a pharmacy claim never pends: a malformed NDC is NCPDP 21",
+        claim_event(claim_type="pharmacy", lines=[ketamine_line(procedure_code=None, ndc="0409-2O53")]),
+        Expect("denied", "scope.ndc_missing", ncpdp=("21",)),
+        None,
+    ),
+    (
+        "rev2 8: a pharmacy claim never pends: an invalid diagnosis is NCPDP 39",
+        claim_event(claim_type="pharmacy", diagnoses=["F42"], lines=[ketamine_line(procedure_code=None)]),
+        Expect("denied", "claim.invalid_diagnosis", ncpdp=("39",)),
+        None,
+    ),
+    (
+        "rev2 8: a pharmacy claim never pends: Medicare not yet adjudicated is NCPDP 41",
+        claim_event(
+            claim_type="pharmacy",
+            line_of_business="medicare_supplement",
+            lines=[ketamine_line(procedure_code=None)],
+        ),
+        Expect("denied", "medicare.supplement_primary_not_adjudicated", ncpdp=("41",)),
+        None,
     ),
 ]
 
@@ -386,10 +604,28 @@ class TestAdministrationFollowsTheDrug:
         out = decide(processor, event)
         assert [line.rule for line in out.lines] == ["criteria.authorized_exception", "scope.not_ketamine"]
 
-    def test_administration_with_a_drug_denied_for_missing_pa_is_not_applicable(self, processor: Processor) -> None:
+    def test_administration_follows_a_drug_denied_for_missing_pa(self, processor: Processor) -> None:
+        # Revision 2, change 6: any clinical or PA denial of the drug line.
         event = claim_event(lines=[ketamine_line(1), service_line(2, "96365")], other_payers=[medicare_primary("paid")])
         out = decide(processor, event)
-        assert [line.rule for line in out.lines] == ["msp.pa_absent", "scope.not_ketamine"]
+        assert [line.rule for line in out.lines] == ["msp.pa_absent", "follow.administration_denied"]
+        assert (out.lines[1].carc, out.lines[1].policy_sections) == (["96"], ["Medicare Policy"])
+
+    def test_administration_follows_a_drug_denied_under_the_medicare_cost_pa_rule(self, processor: Processor) -> None:
+        event = claim_event(
+            line_of_business="medicare_cost", participating=False, lines=[ketamine_line(1), service_line(2, "96374")]
+        )
+        out = decide(processor, event)
+        assert [line.rule for line in out.lines] == [
+            "medicare.cost_supplement_pa_absent",
+            "follow.administration_denied",
+        ]
+
+    @pytest.mark.parametrize("code", ["96369", "96370", "96371"])
+    def test_a_subcutaneous_infusion_follows_a_denied_sc_line(self, processor: Processor, code: str) -> None:
+        event = claim_event(lines=[ketamine_line(1, route="SC"), service_line(2, code)])
+        out = decide(processor, event)
+        assert [line.rule for line in out.lines] == ["criteria.chronic_pain", "follow.administration_denied"]
 
 
 class TestPriorAuthorizationCoverage:

@@ -68,9 +68,9 @@ async def test_outputs_are_keyed_by_claim_id_whatever_the_input_key(
 async def test_an_output_refused_for_its_size_becomes_a_dead_letter_and_the_batch_moves_on(
     policies: PolicyBook, log: io.StringIO
 ) -> None:
-    # The broker takes 1,500 bytes: the example's decision (about 1.6 KB) can never be sent, nor
+    # The broker takes 2,000 bytes: the example's decision (about 2.6 KB) can never be sent, nor
     # its dead letter with the whole input (the worker was told 3,000); the next claim's can.
-    publisher = FakePublisher(max_bytes=1500)
+    publisher = FakePublisher(max_bytes=2000)
     step = StreamHandler(
         Processor(policies, dead_letter_max_bytes=3000), publisher, TOPICS, Metrics(), retry_initial=0.001
     )

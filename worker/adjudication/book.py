@@ -26,11 +26,16 @@ class PolicyBook:
         names = [policy.version for policy in ordered]
         if len(set(names)) != len(names):
             raise ValueError(f"version names repeat: {sorted(names)}")
+        revisions = {policy.revision for policy in ordered}
+        if len(revisions) != 1:
+            raise ValueError(f"a policy book is one reading: its versions state revisions {sorted(revisions)}")
         for earlier, later in pairwise(ordered):
             if earlier.effective_to is None or earlier.effective_to >= later.effective_from:
                 raise ValueError(f"versions {earlier.version} and {later.version} overlap")
         self.versions: tuple[Policy, ...] = tuple(ordered)
         self.policy_id: str = ordered[0].policy_id
+        self.revision: int = ordered[0].revision
+        """The revision of the reading every version states (part of the output event ids)."""
         self._programs = {policy.version: Program(policy) for policy in ordered}
         self._by_date: dict[date, tuple[Policy, bool]] = {}
 

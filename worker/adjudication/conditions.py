@@ -168,6 +168,16 @@ class PrimaryAdjudicated(ConditionBase):
         return test, evidence
 
 
+class ProviderNpiInvalid(ConditionBase):
+    """The provider's NPI is not 10 digits with a right check digit (the NPI itself is not echoed)."""
+
+    kind: Literal["provider_npi_invalid"]
+    claim_wide: ClassVar[bool] = True
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        return (lambda f: not f.claim_facts.npi_valid), ("NPI fails its format or check digit",)
+
+
 class VersionInForce(ConditionBase):
     """A version of the policy is in force on the line's date of service."""
 
@@ -202,8 +212,29 @@ class ServiceDateAfterReceived(ConditionBase):
         return (lambda f: f.line.service_date > f.claim.received_date), evidence
 
 
+class GovernedLine(ConditionBase):
+    """The policy could govern the line: a drug line of it, or a line that follows one (see `ClaimFacts.governed`)."""
+
+    kind: Literal["governed_line"]
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        return (lambda f: f.governed), _NONE
+
+
+class CodeSetMissing(ConditionBase):
+    """No shipped ICD-10-CM release is in force on the line's date of service."""
+
+    kind: Literal["code_set_missing"]
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        def evidence(f: LineFacts) -> Evidence:
+            return (f"no ICD-10-CM release shipped for {f.line.service_date.isoformat()}",)
+
+        return (lambda f: not f.code_set_in_force), evidence
+
+
 class DiagnosisInvalid(ConditionBase):
-    """A diagnosis the line points to is not a valid, billable ICD-10-CM code."""
+    """A diagnosis the line points to is malformed, or not a billable code of the release in force on its date."""
 
     kind: Literal["diagnosis_invalid"]
 
@@ -214,7 +245,16 @@ class DiagnosisInvalid(ConditionBase):
                     return True
             return False
 
-        return test, (lambda f: tuple(dx.code for dx in f.diagnoses if not dx.billable))
+        def evidence(f: LineFacts) -> Evidence:
+            # A malformed code is not echoed: it may be any text at all.
+            found = [
+                "malformed diagnosis code" if dx.malformed else f"{dx.code} ({f.code_set})"
+                for dx in f.diagnoses
+                if not dx.billable
+            ]
+            return tuple(dict.fromkeys(found))
+
+        return test, evidence
 
 
 class ProcedureIn(ConditionBase):
@@ -253,6 +293,31 @@ class NdcMalformed(ConditionBase):
 
     def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
         return (lambda f: f.ndc_malformed), ("NDC unreadable",)
+
+
+class NdcKnown(ConditionBase):
+    """The line's NDC is a product the policy's reference data knows (in any of its sets)."""
+
+    kind: Literal["ndc_known"]
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        known = policy.known_products
+        return (lambda f: f.ndc_product in known), (lambda f: (f"NDC {f.ndc11}",) if f.ndc11 else _NONE)
+
+
+class DrugDescriptionNamesDrug(ConditionBase):
+    """The line's drug description names the policy's drug (`drug_names`); the text is never echoed."""
+
+    kind: Literal["drug_description_names_drug"]
+
+    def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        names = policy.drug_name_patterns
+
+        def test(f: LineFacts) -> bool:
+            text = f.line.drug_description
+            return text is not None and any(name.search(text) for name in names)
+
+        return test, ("drug description names the drug",)
 
 
 class NdcProductIn(ConditionBase):
@@ -342,7 +407,7 @@ class ClaimHasProcedure(ConditionBase):
 
 
 class DiagnosisInFamily(ConditionBase):
-    """A diagnosis of the line is in the named family (by ICD-10-CM hierarchy)."""
+    """A reason diagnosis of the line is in the named family (by ICD-10-CM hierarchy of the line's release)."""
 
     kind: Literal["diagnosis_in_family"]
     family: str
@@ -360,18 +425,19 @@ class DiagnosisInFamily(ConditionBase):
         def member(dx: DiagnosisCode) -> bool:
             if not dx.exists:
                 return False
-            known = members.get(dx.code)
+            key = dx.release + dx.code  # a code's ancestors can change from one release to the next
+            known = members.get(key)
             if known is None:
-                known = members[dx.code] = family.contains(dx.lineage, dx.category)
+                known = members[key] = family.contains(dx.lineage, dx.category)
             return known
 
         def test(f: LineFacts) -> bool:
-            for dx in f.diagnoses:  # noqa: SIM110 - a loop: `any` over a generator costs more than the test
+            for dx in f.reasons:  # noqa: SIM110 - a loop: `any` over a generator costs more than the test
                 if member(dx):
                     return True
             return False
 
-        return test, (lambda f: tuple(dx.code for dx in f.diagnoses if member(dx)))
+        return test, (lambda f: tuple(dx.code for dx in f.reasons if member(dx)))
 
 
 class CompanionDecided(ConditionBase):
@@ -470,13 +536,18 @@ Condition = Annotated[
     | ProviderParticipating
     | MedicarePrimary
     | PrimaryAdjudicated
+    | ProviderNpiInvalid
     | VersionInForce
     | DuplicateOfOtherClaim
     | ServiceDateAfterReceived
+    | GovernedLine
+    | CodeSetMissing
     | DiagnosisInvalid
     | ProcedureIn
     | NdcPresent
     | NdcMalformed
+    | NdcKnown
+    | DrugDescriptionNamesDrug
     | NdcProductIn
     | RouteIn
     | PlaceOfServiceIn

@@ -20,16 +20,27 @@ OUTPUT_EVENT_NAMESPACE = uuid.UUID("7d3f8f6e-2f1a-5c55-9a0c-4b2e6f1d8a31")
 _NAMESPACE_BYTES = OUTPUT_EVENT_NAMESPACE.bytes
 _VARIANT = {digit: format(int(digit, 16) & 0x3 | 0x8, "x") for digit in "0123456789abcdef"}
 
+ROUTE_NAMES = {"IV": "Intravenous (IV)", "IM": "Intramuscular (IM)", "SC": "Subcutaneous (SC)"}
+"""How an explanation names the route billed (`{route}` in a rule's explanation)."""
+ANY_ROUTE = "Intravenous, intramuscular or subcutaneous"
+"""The route named when the line does not say."""
 
-def output_event_id(source_event_id: str, policy_id: str, versions: tuple[str, ...], history: str = "") -> str:
+
+def output_event_id(
+    source_event_id: str, policy_id: str, versions: tuple[str, ...], history: str = "", *, revision: int = 1
+) -> str:
     """Derive the output event id from the input event id and the policy versions applied.
 
     A redelivered or replayed input decided under the same versions gets the same id,
-    which is what lets consumers drop duplicates. `history` names what the claim history
-    added to the decision (the claims it duplicates, what it supersedes or is superseded by):
-    the same input decided against another history is another body, so it gets another id.
+    which is what lets consumers drop duplicates. The reading's `revision` is part of the
+    version identity: the same input decided under another revision is another body, so it
+    gets another id (revision 1 adds nothing, so its ids are those it always had). `history`
+    names what the claim history added to the decision (the claims it duplicates, what it
+    supersedes or is superseded by), for the same reason.
     """
     name = f"{source_event_id}|{policy_id}|{','.join(versions)}"
+    if revision != 1:
+        name += f"|r{revision}"
     if history:
         name += f"|{history}"
     # uuid.uuid5, spelled out: building a UUID object only to print it costs as much as the hash.
@@ -54,14 +65,15 @@ def _apply(compiled: CompiledRule, program: Program, facts: LineFacts) -> tuple[
     rule, line = compiled.rule, facts.line
     pharmacy = facts.claim.claim_type == "pharmacy"
     if compiled.shares_decisions:
-        shared = program.shared_decision(compiled, line.line_number, pharmacy, facts.version_in_force)
+        route = line.route if compiled.names_route else None
+        shared = program.shared_decision(compiled, line.line_number, pharmacy, facts.version_in_force, route)
         if shared is None:
             decision = _line_decision(compiled, program, facts, pharmacy, rule.sections, compiled.coverage)
             trace: tuple[RuleHit, ...] | None = None
             if compiled.fixed_evidence is not None:
                 trace = (RuleHit(line.line_number, rule.id, rule.sections, compiled.fixed_evidence),)
             shared = (decision, trace)
-            program.share_decision(compiled, line.line_number, pharmacy, facts.version_in_force, shared)
+            program.share_decision(compiled, line.line_number, pharmacy, facts.version_in_force, route, shared)
         decision, trace = shared
         if trace is None:
             trace = (RuleHit(line.line_number, rule.id, rule.sections, compiled.evidence(facts)),)
@@ -93,19 +105,26 @@ def _line_decision(
 ) -> LineDecision:
     rule = compiled.rule
     codes = compiled.pharmacy if pharmacy else compiled.medical
+    outcome, queue, explanation = rule.outcome, rule.queue, rule.explanation
+    if compiled.names_route:
+        explanation = explanation.replace("{route}", ROUTE_NAMES.get(facts.line.route or "", ANY_ROUTE))
+    point_of_sale = program.policy.point_of_sale
+    if pharmacy and outcome is Outcome.PENDED and point_of_sale is not None and point_of_sale.reject_instead_of_pend:
+        # A pharmacy is answered at the counter: what would pend is rejected with a code it can act on.
+        outcome, queue, explanation = Outcome.DENIED, None, f"{explanation} {point_of_sale.explanation}"
     return LineDecision(
         line_number=facts.line.line_number,
-        outcome=rule.outcome,
+        outcome=outcome,
         rule=rule.id,
         sections=sections,
         policy_version=program.policy.version if facts.version_in_force else None,
-        explanation=rule.explanation,
+        explanation=explanation,
         carc=codes.carc,
         rarc=codes.rarc,
         ncpdp_reject=codes.ncpdp_reject,
         group_code=codes.group_code,
         route_to=rule.route_to,
-        queue=rule.queue,
+        queue=queue,
         coverage=coverage,
         rule_rank=compiled.rank,
     )
@@ -186,7 +205,7 @@ def adjudicate(
     pended = [d for d in lines if d.outcome is Outcome.PENDED]
     first = min(pended, key=lambda d: (d.rule_rank, d.line_number)) if pended else None
     return Decision(
-        event_id=output_event_id(claim.event_id, policies.policy_id, versions),
+        event_id=output_event_id(claim.event_id, policies.policy_id, versions, revision=policies.revision),
         source_event_id=claim.event_id,
         claim_id=claim.claim_id,
         policy_id=policies.policy_id,
@@ -198,4 +217,5 @@ def adjudicate(
         reason=f"line {first.line_number}: {first.explanation}" if first is not None else None,
         voids_claim_id=claim.original_claim_id if claim.frequency_code == "8" else None,
         replaces_claim_id=claim.original_claim_id if claim.frequency_code == "7" else None,
+        revision=policies.revision,
     )

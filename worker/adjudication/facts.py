@@ -8,15 +8,17 @@ claim and shared by its lines.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from datetime import date
 from functools import lru_cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from worker.adjudication.icd10cm import DiagnosisCode, lookup
+from worker.adjudication.icd10cm import DiagnosisCode, lookup, nearest_release, release_for
 from worker.adjudication.model import Claim, Line, LineDecision, OtherPayer, PriorAuthorization
-from worker.adjudication.ndc import Resolution, product_of, resolve
+from worker.adjudication.ndc import Resolution, normalize, product_of, resolve
+from worker.adjudication.npi import npi_valid
 
 if TYPE_CHECKING:
     from worker.adjudication.policy import Policy
@@ -39,19 +41,49 @@ def _read_ndc(ndc: str, known_products: frozenset[str]) -> NdcReading:
 class ClaimFacts:
     """Facts of the whole claim, shared by its lines."""
 
-    __slots__ = ("_service_dates", "claim", "diagnoses", "duplicates", "medicare_primary")
+    __slots__ = (
+        "_diagnoses",
+        "_governed",
+        "_service_dates",
+        "claim",
+        "duplicates",
+        "medicare_primary",
+        "npi_valid",
+    )
 
     def __init__(self, claim: Claim, duplicates: Mapping[int, str]) -> None:
         self.claim = claim
         self.duplicates = duplicates
         """Line number -> the claim (and line) it exactly repeats, as the caller's history knows it."""
-        self.diagnoses: tuple[DiagnosisCode, ...] = tuple(lookup(code) for code in claim.diagnoses)
-        """What the code set says of each of the claim's diagnoses, in claim order."""
         self.medicare_primary: OtherPayer | None = next(
             (p for p in claim.other_payers if p.payer_type == "medicare" and p.payer_sequence == "primary"), None
         )
         """The other-payer entry showing Medicare primary, if any."""
+        self.npi_valid = npi_valid(claim.provider_npi)
+        """The provider's NPI is 10 digits with a right check digit."""
         self._service_dates: dict[int, date] | None = None
+        self._diagnoses: dict[str, tuple[DiagnosisCode, ...]] = {}
+        self._governed: dict[str, frozenset[int]] = {}
+
+    def diagnoses(self, release: str) -> tuple[DiagnosisCode, ...]:
+        """What an ICD-10-CM release says of each of the claim's diagnoses, in claim order."""
+        found = self._diagnoses.get(release)
+        if found is None:
+            found = self._diagnoses[release] = tuple(lookup(code, release) for code in self.claim.diagnoses)
+        return found
+
+    def governed(self, policy: Policy) -> frozenset[int]:
+        """Numbers of the lines a version of the policy could govern (its data checks decide only these).
+
+        A drug line of the policy (a known product of its drug, or a J3490 line whose drug is not
+        identified yet: no NDC, one that cannot be read, or one unknown to the reference data
+        whose description names the drug), and the companion lines (administration) on the
+        same date of service as one. Not a line of an excluded route or of a drug another policy owns.
+        """
+        found = self._governed.get(policy.version)
+        if found is None:
+            found = self._governed[policy.version] = _governed_lines(self.claim, policy)
+        return found
 
     @property
     def service_dates(self) -> dict[int, date]:
@@ -79,6 +111,8 @@ class LineFacts:
         "_authorization_known",
         "claim",
         "claim_facts",
+        "code_set",
+        "code_set_in_force",
         "companions",
         "diagnoses",
         "duplicate_of",
@@ -88,6 +122,7 @@ class LineFacts:
         "ndc_malformed",
         "ndc_product",
         "policy",
+        "reasons",
         "version_in_force",
     )
 
@@ -122,14 +157,37 @@ class LineFacts:
             self.ndc, self.ndc11, self.ndc_malformed, self.ndc_product = None, None, False, None
         else:
             self.ndc, self.ndc11, self.ndc_malformed, self.ndc_product = _read_ndc(line.ndc, policy.known_products)
-        self.diagnoses: tuple[DiagnosisCode, ...] = self._pointed(claim.diagnoses, line.diagnosis_pointers)
-        """The diagnoses the line points to (all of the claim's when it points to none)."""
+        if policy.icd10cm == "date_of_service":
+            release = release_for(line.service_date)
+            self.code_set_in_force = release is not None
+            self.code_set: str = (release or nearest_release(line.service_date)).name
+            """The ICD-10-CM release the line's diagnoses are read in (the nearest when none is in force)."""
+        else:  # a version that names one release for every date (revision 1 read FY2026 so)
+            self.code_set_in_force, self.code_set = True, policy.icd10cm
+        codes = claim.diagnoses(self.code_set)
+        pointers = line.diagnosis_pointers
+        self.diagnoses: tuple[DiagnosisCode, ...] = (
+            tuple(codes[pointer - 1] for pointer in pointers if 0 < pointer <= len(codes)) if pointers else codes
+        )
+        """The diagnoses checked for validity: those the line points to, all of the claim's when none."""
+        principal_only = not pointers and policy.reason_diagnoses == "pointed_or_principal"
+        self.reasons: tuple[DiagnosisCode, ...] = codes[:1] if principal_only else self.diagnoses
+        """The line's reason: the diagnoses it points to, the principal (first) one when it points to
+        none (revision 1 read every diagnosis of the claim then)."""
 
-    @staticmethod
-    def _pointed(codes: tuple[DiagnosisCode, ...], pointers: tuple[int, ...]) -> tuple[DiagnosisCode, ...]:
-        if not pointers:
-            return codes
-        return tuple(codes[pointer - 1] for pointer in pointers if 0 < pointer <= len(codes))
+    @property
+    def governed(self) -> bool:
+        """The policy could govern the line (see `ClaimFacts.governed`)."""
+        return self.line.line_number in self.claim_facts.governed(self.policy)
+
+    @property
+    def ndc_certain(self) -> str | None:
+        """The line's 11-digit NDC when it reads one way only (or one way as a known product)."""
+        if self.ndc11 is None or self.line.ndc is None:
+            return None
+        if normalize(self.line.ndc).unique is not None or self.ndc_product in self.policy.known_products:
+            return self.ndc11
+        return None
 
     @property
     def covering_authorization(self) -> PriorAuthorization | None:
@@ -151,13 +209,66 @@ class LineFacts:
                 continue
             if auth.authorized_units is not None and self.line.units > auth.authorized_units:
                 continue
-            if self._auth_matches(auth):
+            if self.policy.prior_auth_match == "drug":
+                if self._auth_identifies_drug(auth):
+                    return auth
+            elif self._auth_matches_code_or_ndc(auth):
                 return auth
         return None
 
-    def _auth_matches(self, auth: PriorAuthorization) -> bool:
+    def _auth_identifies_drug(self, auth: PriorAuthorization) -> bool:
+        # Revision 2: an authorization that names an NDC covers only that drug (the same
+        # labeler-product); one naming only the procedure code covers a line of that code,
+        # which the rules reach only once the line is in scope as the policy's drug.
+        if auth.ndc is not None:
+            if self.ndc_product is None:
+                return False
+            reading = resolve(auth.ndc, {self.ndc_product})
+            return reading.ndc11 is not None and product_of(reading.ndc11) == self.ndc_product
+        return auth.procedure_code is not None and auth.procedure_code == self.line.procedure_code
+
+    def _auth_matches_code_or_ndc(self, auth: PriorAuthorization) -> bool:
+        # Revision 1: the procedure code alone, or the exact NDC, matched.
         if auth.procedure_code is not None and auth.procedure_code == self.line.procedure_code:
             return True
         if auth.ndc is not None and self.ndc11 is not None:
             return resolve(auth.ndc, {product_of(self.ndc11)}).ndc11 == self.ndc11
         return False
+
+
+def _names_drug(description: str | None, names: Iterable[re.Pattern[str]]) -> bool:
+    return description is not None and any(name.search(description) for name in names)
+
+
+def _governed_lines(claim: Claim, policy: Policy) -> frozenset[int]:
+    scope = policy.governed_lines
+    if scope is None:  # a version without the data-check scope (revision 1): every line
+        return frozenset(line.line_number for line in claim.lines)
+    drug_products = frozenset().union(*(policy.products(name) for name in scope.drug_products))
+    excluded = frozenset().union(*(policy.products(name) for name in scope.excluded_products))
+    unidentified = policy.procedure_sets[scope.unidentified_drug_procedures]
+    companions = policy.procedure_sets[scope.companion_procedures]
+    other_policy = policy.procedure_sets[scope.excluded_procedures] if scope.excluded_procedures else None
+    names = policy.drug_name_patterns
+    drug_days: set[date] = set()
+    drug_lines: set[int] = set()
+    for line in claim.lines:
+        if line.route in scope.excluded_routes or (other_policy is not None and line.procedure_code in other_policy):
+            continue
+        product: str | None = None
+        malformed = False
+        if line.ndc is not None:
+            _, _, malformed, product = _read_ndc(line.ndc, policy.known_products)
+        if product in excluded:
+            continue
+        unknown = product not in policy.known_products
+        if product in drug_products or (
+            line.procedure_code in unidentified
+            and (line.ndc is None or malformed or (unknown and _names_drug(line.drug_description, names)))
+        ):
+            drug_lines.add(line.line_number)
+            drug_days.add(line.service_date)
+    followers = {
+        line.line_number for line in claim.lines if line.procedure_code in companions and line.service_date in drug_days
+    }
+    return frozenset(drug_lines | followers)

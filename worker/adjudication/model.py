@@ -7,7 +7,7 @@ claim keeps only what the policy reads; PHI never enters the core.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -68,6 +68,9 @@ class Line:
     route: str | None = None
     place_of_service: str | None = None
     diagnosis_pointers: tuple[int, ...] = ()
+    drug_description: str | None = field(default=None, repr=False, compare=False)
+    """Free text: a rule reads whether it names the policy's drug; it is never written anywhere
+    (no repr, no output, no log line)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +152,8 @@ class Decision:
     reason: str | None = None
     voids_claim_id: str | None = None
     replaces_claim_id: str | None = None
+    revision: int = 1
+    """The revision of the reading (DETERMINATION.md) the policy files state; part of the event id."""
 
     @property
     def pended(self) -> bool:

@@ -9,6 +9,7 @@ instead of deciding claims wrongly.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from functools import cached_property
 from typing import Any, Literal
@@ -17,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from worker.adjudication.conditions import CompanionDecided, Condition, ConditionBase, walk
-from worker.adjudication.icd10cm import lookup
+from worker.adjudication.icd10cm import RELEASE_NAMES, exists_in_any
 from worker.adjudication.model import Covered, InfoNeeded, Outcome, PaNeeded
 
 
@@ -92,7 +93,10 @@ class Rule(_Data):
     explanation: str = Field(min_length=10)
     codes: RuleCodes = RuleCodes()
     group: Literal["CO", "PR", "OA", "PI", "non_covered"] | None = None
-    queue: Literal["clinical_review", "coordination_of_benefits", "data_correction", "policy_review"] | None = None
+    queue: (
+        Literal["clinical_review", "coordination_of_benefits", "data_correction", "policy_review", "pharmacy_review"]
+        | None
+    ) = None
     route_to: Literal["wisconsin_medicaid_pharmacy", "wisconsin_medicaid_ffs"] | None = None
     coverage: CoverageSpec | None = None
     also_cite: tuple[str, ...] = ()
@@ -133,12 +137,16 @@ class Rule(_Data):
 
 
 class ProcedureSet(_Data):
-    """Procedure codes, listed or as inclusive ranges of 5-digit CPT codes."""
+    """Procedure codes, listed or as inclusive ranges of 5-digit CPT codes, less the ranges excluded."""
 
     codes: frozenset[str] = frozenset()
     ranges: tuple[tuple[str, str], ...] = ()
+    excluding: tuple[tuple[str, str], ...] = ()
+    """Ranges taken out of `ranges` (vascular access out of surgery, ...)."""
+    notes: str | None = None
+    """Why the set is drawn as it is (a choice the policy's reading made)."""
 
-    @field_validator("ranges")
+    @field_validator("ranges", "excluding")
     @classmethod
     def _numeric_ranges(cls, ranges: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
         for low, high in ranges:
@@ -152,7 +160,11 @@ class ProcedureSet(_Data):
         if code in self.codes:
             return True
         # Ranges hold CPT Category I codes, all 5 digits: string order is numeric order.
-        return len(code) == 5 and code.isdigit() and any(low <= code <= high for low, high in self.ranges)
+        if not (len(code) == 5 and code.isdigit()):
+            return False
+        if not any(low <= code <= high for low, high in self.ranges):
+            return False
+        return not any(low <= code <= high for low, high in self.excluding)
 
 
 class NdcProduct(_Data):
@@ -160,6 +172,34 @@ class NdcProduct(_Data):
 
     product: str = Field(pattern=r"^\d{9}$")
     label: str
+    labeler: str | None = None
+    strength: str | None = None
+    source: str | None = None
+    """Where the product was found (FDA NDC directory, a DailyMed label)."""
+
+
+class GovernedLines(_Data):
+    """Which lines a version could govern: its claim data checks decide only these (DETERMINATION 0)."""
+
+    drug_products: tuple[str, ...]
+    """NDC product sets of the policy's drug."""
+    excluded_products: tuple[str, ...] = ()
+    """NDC product sets of a drug another policy owns (esketamine)."""
+    unidentified_drug_procedures: str
+    """The procedure set whose lines carry a drug identified only by its NDC (J3490)."""
+    excluded_procedures: str | None = None
+    """A procedure set another policy owns (esketamine's codes)."""
+    excluded_routes: frozenset[str] = frozenset()
+    companion_procedures: str
+    """Lines that follow a drug line on the same date of service (administration)."""
+
+
+class PointOfSale(_Data):
+    """How a pharmacy claim is answered: at once, so what would pend is rejected instead."""
+
+    reject_instead_of_pend: bool
+    explanation: str = Field(min_length=10)
+    """Appended to the rule's explanation on a rejected line."""
 
 
 class DiagnosisFamily(_Data):
@@ -171,10 +211,11 @@ class DiagnosisFamily(_Data):
     @field_validator("codes")
     @classmethod
     def _codes_exist(cls, codes: frozenset[str]) -> frozenset[str]:
-        unknown = sorted(code for code in codes if not lookup(code).exists)
+        dotted = {code: exists_in_any(code) for code in codes}
+        unknown = sorted(code for code, found in dotted.items() if found is None)
         if unknown:
-            raise ValueError(f"not in the ICD-10-CM code set: {', '.join(unknown)}")
-        return frozenset(lookup(code).code for code in codes)
+            raise ValueError(f"not in any shipped ICD-10-CM release: {', '.join(unknown)}")
+        return frozenset(found for found in dotted.values() if found is not None)
 
     @field_validator("category_ranges")
     @classmethod
@@ -196,6 +237,8 @@ class Policy(_Data):
 
     policy_id: str
     version: str
+    revision: int = Field(default=1, ge=1)
+    """The revision of the reading (DETERMINATION.md) this file states; output ids derive from it."""
     title: str
     effective_from: date
     effective_to: date | None = None
@@ -206,6 +249,16 @@ class Policy(_Data):
     ndc_product_sets: dict[str, tuple[NdcProduct, ...]] = {}
     place_of_service_sets: dict[str, frozenset[str]] = {}
     diagnosis_families: dict[str, DiagnosisFamily] = {}
+    icd10cm: str = "date_of_service"
+    """`date_of_service`: each line's diagnoses in the release in force on its date; or one release's name."""
+    reason_diagnoses: Literal["pointed_or_principal", "pointed_or_all"] = "pointed_or_principal"
+    """A line's reason when it has no diagnosis pointers: the principal diagnosis, or all of the claim's."""
+    prior_auth_match: Literal["drug", "code_or_ndc"] = "drug"
+    """An authorization covers a line when it identifies the same drug, or (revision 1) the same code or NDC."""
+    drug_names: tuple[str, ...] = ()
+    """Words that name the policy's drug in a line's drug description (whole words, any case)."""
+    governed_lines: GovernedLines | None = None
+    point_of_sale: PointOfSale | None = None
     rules: tuple[Rule, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -218,6 +271,21 @@ class Policy(_Data):
             raise ValueError(f"rule ids appear more than once: {', '.join(duplicates)}")
         if self.rules[-1].when:
             raise ValueError(f"the last rule ({self.rules[-1].id}) must have no conditions, so every line is decided")
+        if self.icd10cm != "date_of_service" and self.icd10cm not in RELEASE_NAMES:
+            raise ValueError(f"icd10cm {self.icd10cm!r} is neither date_of_service nor a shipped release")
+        if self.point_of_sale is not None and self.point_of_sale.reject_instead_of_pend:
+            silent = [rule.id for rule in self.rules if rule.outcome is Outcome.PENDED and not rule.codes.ncpdp]
+            if silent:
+                raise ValueError(f"pharmacy claims are rejected instead of pended: rules {silent} need an NCPDP code")
+        if self.governed_lines is not None:
+            scope = self.governed_lines
+            for name in (*scope.drug_products, *scope.excluded_products):
+                if name not in self.ndc_product_sets:
+                    raise ValueError(f"governed_lines names NDC product set {name!r}, which is not defined")
+            named = (scope.unidentified_drug_procedures, scope.companion_procedures, scope.excluded_procedures)
+            for procedures in named:
+                if procedures is not None and procedures not in self.procedure_sets:
+                    raise ValueError(f"governed_lines names procedure set {procedures!r}, which is not defined")
         for index, rule in enumerate(self.rules):
             for section in rule.sections:
                 if section not in self.sections:
@@ -249,6 +317,11 @@ class Policy(_Data):
             if rule.id == rule_id:
                 return rule
         raise KeyError(rule_id)
+
+    @cached_property
+    def drug_name_patterns(self) -> tuple[re.Pattern[str], ...]:
+        """The drug's names as whole-word, case-blind patterns ("esketamine" does not name ketamine)."""
+        return tuple(re.compile(rf"\b{re.escape(name)}\b", re.IGNORECASE) for name in self.drug_names)
 
     @cached_property
     def _product_index(self) -> dict[str, frozenset[str]]:

@@ -89,8 +89,10 @@ class CompiledRule:
     fixed_evidence: Evidence | None
     """The evidence when it is the same for every line the rule decides (fixed phrases only)."""
     shares_decisions: bool
-    """True when nothing of the line but its number goes into the rule's decision (see
-    `Program.shared_decision`)."""
+    """True when nothing of the line but its number (and its route, when `names_route`) goes into
+    the rule's decision (see `Program.shared_decision`)."""
+    names_route: bool
+    """The explanation names the route billed (`{route}`)."""
 
     def holds(self, facts: LineFacts) -> bool:
         """Tell whether every condition holds for a line (a cited rule)."""
@@ -168,6 +170,7 @@ class Program:
                     cites_more=bool(rule.also_cite) or rule.cite_companion_sections,
                     fixed_evidence=None if None in fixed else tuple(w for phrase in fixed if phrase for w in phrase),
                     shares_decisions=_shares_decisions(rule),
+                    names_route="{route}" in rule.explanation,
                 )
             )
         self.rules: tuple[CompiledRule, ...] = tuple(rules)
@@ -177,9 +180,12 @@ class Program:
         self._by_id = {compiled.rule.id: compiled for compiled in rules}
         self._reachable: dict[tuple[bool, ...], ReachableRules] = {}
         """By the claim-wide answers: at most 2 ** len(claim_checks) entries, fixed by the policy."""
-        self._shared: dict[tuple[int, int, bool, bool], tuple[LineDecision, tuple[RuleHit, ...] | None]] = {}
-        """Shared line decisions (and traces, when fixed) by rule rank, line number, pharmacy claim
-        and version in force; at most 4 times `MAX_LINE_NUMBER` per rule that shares."""
+        self._shared: dict[
+            tuple[int, int, bool, bool, str | None], tuple[LineDecision, tuple[RuleHit, ...] | None]
+        ] = {}
+        """Shared line decisions (and traces, when fixed) by rule rank, line number, pharmacy claim,
+        version in force and (for a rule naming it) route; bounded: at most 4 times `MAX_LINE_NUMBER`
+        per rule that shares, times the routes the contract allows when it names the route."""
 
     def rule(self, rule_id: str) -> CompiledRule:
         """Return the compiled rule with this id."""
@@ -211,10 +217,10 @@ class Program:
         )
 
     def shared_decision(
-        self, compiled: CompiledRule, line_number: int, pharmacy: bool, in_force: bool
+        self, compiled: CompiledRule, line_number: int, pharmacy: bool, in_force: bool, route: str | None
     ) -> tuple[LineDecision, tuple[RuleHit, ...] | None] | None:
         """The decision (and fixed trace) a sharing rule already made for lines like this one, if any."""
-        return self._shared.get((compiled.rank, line_number, pharmacy, in_force))
+        return self._shared.get((compiled.rank, line_number, pharmacy, in_force, route))
 
     def share_decision(
         self,
@@ -222,11 +228,12 @@ class Program:
         line_number: int,
         pharmacy: bool,
         in_force: bool,
+        route: str | None,
         made: tuple[LineDecision, tuple[RuleHit, ...] | None],
     ) -> None:
         """Keep a sharing rule's decision for the next line like this one (line numbers the contract allows)."""
         if line_number <= MAX_LINE_NUMBER:
-            self._shared[(compiled.rank, line_number, pharmacy, in_force)] = made
+            self._shared[(compiled.rank, line_number, pharmacy, in_force, route)] = made
 
 
 def _shares_decisions(rule: Rule) -> bool:

@@ -19,6 +19,7 @@ from claims_contracts.v1.dead_letter import DeadLetterKind, DeadLetterRecord, Er
 from claims_contracts.v1.decision import (
     AdjudicationEvent,
     AdjustmentGroup,
+    BillingCode,
     CoverageInformation,
     DecisionEvent,
     LineOutcome,
@@ -34,6 +35,7 @@ __all__ = [
     "Address",
     "AdjudicationEvent",
     "AdjustmentGroup",
+    "BillingCode",
     "Claim",
     "ClaimEvent",
     "ClaimLine",

@@ -85,7 +85,10 @@ class Member(InboundModel):
 class Provider(InboundModel):
     """The rendering or dispensing provider."""
 
-    npi: Npi = Field(description="10 digits, Luhn-valid with prefix 80840.")
+    npi: Npi = Field(
+        description="As sent; 10 digits, Luhn-valid with prefix 80840, or the claim pends for correction"
+        " (CARC 16, N290)."
+    )
     participating: bool = Field(strict=True, description="In the plan's network.")
     taxonomy_code: str | None = Field(default=None, max_length=10, description="NUCC taxonomy code, e.g. 208VP0000X.")
 
@@ -93,7 +96,10 @@ class Provider(InboundModel):
 class Diagnosis(InboundModel):
     """One ICD-10-CM diagnosis of the claim."""
 
-    code: Icd10CmCode = Field(description="ICD-10-CM code, with or without the dot.")
+    code: Icd10CmCode = Field(
+        description="ICD-10-CM code, with or without the dot; one that is malformed or not billable on the date of"
+        " service pends the lines pointing to it (CARC 16, M76)."
+    )
 
 
 class OtherPayer(InboundModel):
@@ -133,7 +139,10 @@ class ClaimLine(InboundModel):
     modifiers: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{2}$")]] = Field(
         default_factory=list, max_length=4, description="0 to 4 two-character modifiers."
     )
-    ndc: Ndc | None = Field(default=None, description="10 or 11 digits, hyphenated or not.")
+    ndc: Ndc | None = Field(
+        default=None,
+        description="10 or 11 digits, hyphenated or not; one that cannot be read so pends the line (CARC 16, M119).",
+    )
     drug_description: str | None = Field(
         default=None, max_length=500, description="Free text. Never logged, never published."
     )
@@ -150,7 +159,6 @@ MODEL_ONLY_RULES = (
     "line numbers are unique within the claim",
     "diagnosis pointers are within the claim's diagnoses",
     "a prior authorization's end_date is not before its start_date",
-    "the NPI check digit (Luhn with prefix 80840)",
 )
 """What the model checks that JSON Schema cannot state; the published schema lists them under
 `x-also-checked`, and the agreement tests hold the model and the schema to everything else."""

@@ -1,7 +1,9 @@
 """Field types for the code sets that claims carry, with syntax checks.
 
-These checks are syntax only (shape and check digit). Whether a code exists in
-its code set on the date of service is the determination core's business.
+Procedure codes, units, amounts and identifiers are checked for shape here. Provider NPIs,
+diagnosis codes and NDCs are bounded, printable text only (since 1.3.0): a malformed one, a
+failing NPI check digit or a code that does not exist on the date of service is a claim data
+error the determination core decides (a pend the provider hears of), not a contract violation.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BeforeValidator,
-    Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     PlainSerializer,
@@ -27,15 +28,12 @@ from pydantic import (
 from pydantic_core import core_schema
 
 # Each pattern is stated once and used twice: by the model, and in the published JSON Schema.
-ICD10CM_PATTERN = r"^[A-Za-z][0-9][0-9A-Za-z](?:\.?[0-9A-Za-z]{1,4})?$"
-# The NDC forms in use: 10 digits as 4-4-2, 5-3-2 or 5-4-1, 11 digits as 5-4-2,
-# each hyphenated, or the bare digits (10 or 11).
-NDC_PATTERN = (
-    r"^(?:[0-9]{4}-[0-9]{4}-[0-9]{2}|[0-9]{5}-[0-9]{3}-[0-9]{2}|[0-9]{5}-[0-9]{4}-[0-9]{1}"
-    r"|[0-9]{5}-[0-9]{4}-[0-9]{2}|[0-9]{10}|[0-9]{11})$"
-)
+# Codes the core checks itself (1.3.0): printable ASCII without spaces, bounded, so nothing long
+# or free-form can arrive in them; their shape and check digit are the core's to judge.
+ICD10CM_PATTERN = r"^[!-~]{1,10}$"
+NDC_PATTERN = r"^[!-~]{1,20}$"
+NPI_PATTERN = r"^[!-~]{1,20}$"
 HCPCS_PATTERN = r"^[A-Za-z0-9]{5}$"
-NPI_PATTERN = r"^[0-9]{10}$"
 UNITS_PATTERN = r"^(?:[1-9][0-9]{0,11}(?:\.[0-9]{1,3})?|0\.(?:[1-9][0-9]{0,2}|0[1-9][0-9]?|00[1-9]))$"
 """A quantity greater than 0: up to 12 integer digits, no leading zero, at most 3 decimals."""
 MONEY_PATTERN = r"^(?:0|[1-9][0-9]{0,11})(?:\.[0-9]{1,2})?$"
@@ -117,12 +115,6 @@ class _Written(_Matching):
         return core_schema.no_info_before_validator_function(self.check, handler(source))
 
 
-def _check_npi(value: str) -> str:
-    if not luhn_valid_npi(value):
-        raise ValueError("NPI check digit is wrong (Luhn with prefix 80840)")
-    return value
-
-
 def _upper(value: str) -> str:
     return value.upper()
 
@@ -143,29 +135,21 @@ def _decimal_matching(pattern: re.Pattern[str], what: str) -> BeforeValidator:
     return BeforeValidator(parse)
 
 
-_MODEL_ONLY_NPI = {"x-also-checked": "the Luhn check digit with prefix 80840 (not expressible in JSON Schema)"}
-
 _as_string = PlainSerializer(lambda value: str(value), return_type=str, when_used="always")
 
-Npi = Annotated[
-    str,
-    _Matching(NPI_PATTERN, "NPI must be exactly 10 digits"),
-    AfterValidator(_check_npi),
-    Field(json_schema_extra=_MODEL_ONLY_NPI),
-]
-"""A National Provider Identifier: 10 digits with a valid check digit."""
+Npi = Annotated[str, _Matching(NPI_PATTERN, "NPI must be 1 to 20 printable characters without spaces")]
+"""A National Provider Identifier as sent: 10 digits with a valid check digit when it is right
+(the core pends a claim whose NPI is not; see `luhn_valid_npi`)."""
 
 Icd10CmCode = Annotated[
     str,
-    _Matching(ICD10CM_PATTERN, "not ICD-10-CM code syntax (letter, 2 characters, optional dot and up to 4 characters)"),
+    _Matching(ICD10CM_PATTERN, "a diagnosis code must be 1 to 10 printable characters without spaces"),
     AfterValidator(_upper),
 ]
-"""An ICD-10-CM code, with or without the dot, upper-cased."""
+"""An ICD-10-CM code as sent, upper-cased; the core judges its shape and validity on the date of service."""
 
-Ndc = Annotated[
-    str, _Matching(NDC_PATTERN, "NDC must be 10 or 11 digits, bare or hyphenated as 4-4-2, 5-3-2, 5-4-1 or 5-4-2")
-]
-"""A National Drug Code in one of its 10- or 11-digit forms, as sent."""
+Ndc = Annotated[str, _Matching(NDC_PATTERN, "an NDC must be 1 to 20 printable characters without spaces")]
+"""A National Drug Code as sent; the core reads it as 11 digits, or pends the line (CARC 16, M119)."""
 
 ProcedureCode = Annotated[
     str, _Matching(HCPCS_PATTERN, "HCPCS/CPT code must be 5 letters or digits"), AfterValidator(_upper)

@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from claims_contracts._base import OutboundModel
 from claims_contracts.v1.claim import ClaimType
-from claims_contracts.v1.codes import ClaimNumber, MemberId
+from claims_contracts.v1.codes import ClaimNumber, IsoDate, MemberId, Money, Units
 
 
 class LineOutcome(StrEnum):
@@ -35,6 +35,8 @@ class ReviewQueue(StrEnum):
     COORDINATION_OF_BENEFITS = "coordination_of_benefits"
     DATA_CORRECTION = "data_correction"
     POLICY_REVIEW = "policy_review"
+    PHARMACY_REVIEW = "pharmacy_review"
+    """An NDC the plan's drug reference does not know, described as the policy's drug (since 1.3.0)."""
 
 
 class RouteTo(StrEnum):
@@ -53,8 +55,15 @@ class AdjustmentGroup(StrEnum):
     PI = "PI"
 
 
+class BillingCode(OutboundModel):
+    """A coded service (CRD `billingCode`): the line's procedure code, or its NDC on a pharmacy claim."""
+
+    system: Literal["HCPCS", "NDC"] = Field(description="HCPCS Level II / CPT, or the 11-digit NDC.")
+    code: str
+
+
 class CoverageInformation(OutboundModel):
-    """A Da Vinci CRD-style coverage statement for one line.
+    """A Da Vinci CRD-style coverage statement for one line (the coverage-information extension).
 
     Follows the CRD invariants: `not-covered` carries no `pa_needed`, any other
     value carries one; `satisfied_pa_id` is present exactly when `pa_needed` is
@@ -65,6 +74,18 @@ class CoverageInformation(OutboundModel):
     pa_needed: Literal["no-auth", "auth-needed", "satisfied"] | None = None
     satisfied_pa_id: str | None = None
     info_needed: list[Literal["detail-code", "performer", "location", "timeframe"]] = Field(default_factory=list)
+    date: IsoDate | None = Field(
+        default=None,
+        description="CRD `date`: the date the assertion is made as of, the claim's received date (since 1.3.0).",
+    )
+    coverage_assertion_id: UUID | None = Field(
+        default=None,
+        description="CRD `coverage-assertion-id`: deterministic for the output event and line (since 1.3.0).",
+    )
+    billing_code: BillingCode | None = Field(default=None, description="CRD `billingCode` (since 1.3.0).")
+    reason: str | None = Field(
+        default=None, description="CRD `reason` as text: MB2300, its section and the plain reason (since 1.3.0)."
+    )
 
     @model_validator(mode="after")
     def _crd_invariants(self) -> CoverageInformation:
@@ -82,6 +103,11 @@ class PolicyReference(OutboundModel):
 
     policy_id: str = Field(description="Policy identifier, e.g. MB2300.")
     versions: list[str] = Field(description="Versions applied to the claim's lines, in ascending order.")
+    revision: int | None = Field(
+        default=None,
+        description="Revision of the plan's reading of the policy (its determination) the rules come from;"
+        " part of what the output event id is derived from (since 1.3.0).",
+    )
 
 
 class LineResult(OutboundModel):
@@ -89,6 +115,19 @@ class LineResult(OutboundModel):
 
     line_number: int
     outcome: LineOutcome
+    procedure_code: str | None = Field(default=None, description="The line's HCPCS/CPT code (since 1.3.0).")
+    modifiers: list[str] = Field(default_factory=list, description="The line's modifiers (since 1.3.0).")
+    ndc: str | None = Field(
+        default=None, description="The line's NDC as 11 digits (5-4-2), when it can be read one way (since 1.3.0)."
+    )
+    route: str | None = Field(default=None, description="The route billed: IV, IM, SC, ... (since 1.3.0).")
+    service_date: IsoDate | None = Field(default=None, description="The line's date of service (since 1.3.0).")
+    units: Units | None = Field(default=None, description="The line's units (since 1.3.0).")
+    charge_amount: Money | None = Field(default=None, description="The line's charge (since 1.3.0).")
+    adjustment_amount: Money | None = Field(
+        default=None,
+        description="On a denied line: the amount adjusted (the charge), under `group_code` with `carc` (since 1.3.0).",
+    )
     rule: str = Field(description="Stable rule identifier that decided the line, e.g. criteria.chronic_pain.")
     policy_sections: list[str] = Field(description="MB2300 sections the decision rests on.")
     policy_version: str | None = Field(description="Policy version in force for this line's date of service.")
