@@ -17,6 +17,7 @@ import orjson
 import structlog
 
 from worker.processor import DeadLettered, Decided
+from worker.resolution import Resolved
 
 ALLOWED_KEYS = frozenset(
     {
@@ -51,6 +52,10 @@ ALLOWED_KEYS = frozenset(
         "replaces_claim_id",
         "voids_claim_id",
         "supersedes_event_id",
+        "pend_event_id",
+        "review_event_id",
+        "reviewer_id",
+        "pend_age_seconds",
         "kind",
         "reason",
         "errors",
@@ -222,6 +227,33 @@ def record_decision(
         **source,
         output_topic=output_topic,
         latency_ms=round((end - started) * 1000, 3),
+    )
+
+
+def record_review(resolved: Resolved, *, source: Mapping[str, Any], output_topic: str) -> None:
+    """Write the canonical line of one pend closed by a review: what closed it, who, and how long it waited."""
+    event, review = resolved.event, resolved.review
+    _logger().info(
+        "claim.review_resolved",
+        claim_id=event.claim_id,
+        member_id=event.member_id,
+        source_event_id=str(event.source_event_id),
+        output_event_id=str(event.event_id),
+        pend_event_id=str(review.pend_event_id),
+        review_event_id=str(review.event_id),
+        reviewer_id=review.reviewer_id,
+        queue=resolved.queue,
+        pend_age_seconds=round(resolved.pend_age_seconds, 3),
+        policy_id=event.policy.policy_id,
+        policy_versions=event.policy.versions,
+        policy_revision=event.policy.revision,
+        outcome=event.event_type,
+        lines=[
+            {"line_number": line.line_number, "outcome": line.outcome.value, "rule": line.rule, "carc": line.carc}
+            for line in event.lines
+        ],
+        **source,
+        output_topic=output_topic,
     )
 
 

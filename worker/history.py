@@ -236,7 +236,9 @@ class ClaimHistory:
         member["newest"] = latest if newest is None or latest > newest else newest
         self._prune(member)
 
-    def mark_emitted(self, claim: Claim, decision: Decision, fingerprint: str | None = None) -> None:
+    def mark_emitted(
+        self, claim: Claim, decision: Decision, fingerprint: str | None = None, *, pend: dict[str, Any] | None = None
+    ) -> None:
         """Persist the member's record now that this claim's output is delivered: a redelivery is then skipped.
 
         Called only after the broker acknowledged the output, so "emitted" never runs ahead
@@ -252,11 +254,35 @@ class ClaimHistory:
             emitted = [tuple(entry) for entry in held.get("emitted", ()) if entry[0] != claim.event_id]
             emitted.append((claim.event_id, decision.event_id, fingerprint))
             held["emitted"] = tuple(emitted[-EVENTS_PER_CLAIM:])
+            if pend is not None and pend.get("event_id") == decision.event_id:
+                held["pend"] = pend  # the open pend, as published: what a review resolves
         self.members[claim.member_id] = member
         if self._settled(claim.member_id):
             self._cache[claim.member_id] = member
             if len(self._cache) > CACHED_MEMBERS:
                 self._cache.popitem(last=False)
+
+    # -- pends and reviews -----------------------------------------------------------
+
+    def claim_state(self, member_id: str, claim_id: str) -> dict[str, Any] | None:
+        """What the history holds of one claim of a member (None when nothing): for a review to match."""
+        return self._claim(member_id, claim_id)
+
+    def mark_resolved(self, member_id: str, claim_id: str, review_event_id: str, output_event_id: str) -> None:
+        """Persist a review's final adjudication: the pend is closed, and the claim's decision is now the final one.
+
+        Called once the final adjudication is delivered. A later replacement or void of the claim
+        supersedes that final adjudication; a redelivered review is told apart by its event id.
+        """
+        member = self._member(member_id)
+        held = member["claims"].get(claim_id)
+        if held is None:
+            return
+        pend = held.pop("pend", None) or {}
+        held["event_id"] = output_event_id
+        held["pended"] = False
+        held["review"] = {"review": review_event_id, "output": output_event_id, "pend": pend.get("event_id")}
+        self.members[member_id] = member  # (a working record is persisted as `mark_emitted` does)
 
     def forget_undelivered(self, claim: Claim) -> None:
         """A decision that will not be delivered: drop the member's unsaved changes once none is left."""

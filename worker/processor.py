@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import ValidationError
 
-from claims_contracts.v1 import AdjudicationEvent, ClaimEvent, DeadLetterRecord, PendForReviewEvent, SourcePosition
+from claims_contracts.v1 import (
+    AdjudicationEvent,
+    ClaimEvent,
+    DeadLetterRecord,
+    PendForReviewEvent,
+    ReviewDecisionEvent,
+    SourcePosition,
+)
 from worker import dead_letter
 from worker.adjudication import Claim, Decision, PolicyBook, adjudicate, output_event_id
 from worker.history import ClaimHistory, Emitted
+from worker.resolution import Resolved, ReviewRedelivered, parse_review, resolve
 from worker.translate import claim_from_event, event_from_decision
 
 DEFAULT_MAX_INPUT_BYTES = 1_048_576
@@ -86,6 +95,11 @@ Processed = Decided | DeadLettered | Redelivered
 """What one input yields: exactly one of these."""
 
 
+def pend_of(decided: Decided) -> dict[str, Any] | None:
+    """A pend-for-review event as the history keeps it (JSON values), for a review to resolve; None otherwise."""
+    return decided.event.model_dump(mode="json") if decided.decision.pended else None
+
+
 class Processor:
     """Reads, validates and decides claim events under a policy book."""
 
@@ -99,6 +113,7 @@ class Processor:
         clock: Callable[[], datetime] = utc_now,
         history: ClaimHistory | None = None,
         skip_redelivered: bool = True,
+        carc_text: Callable[[str], str | None] = lambda carc: None,
     ) -> None:
         if pinned_version is not None:
             policies.version(pinned_version)  # fail now, not on the first claim
@@ -110,6 +125,8 @@ class Processor:
         self.clock = clock
         self.history = history if history is not None else ClaimHistory.in_memory()
         self.skip_redelivered = skip_redelivered
+        self.carc_text = carc_text
+        """The code table's words for a CARC (a reviewed denial's explanation); None: none known."""
 
     def process(
         self, raw: bytes, source: SourcePosition, *, undelivered: Mapping[str, Emitted] | None = None
@@ -155,6 +172,26 @@ class Processor:
         return DeadLettered(
             dead_letter.record(raw, unreadable, source, dead_lettered_at=self.clock(), max_record_bytes=limit)
         )
+
+    def review(
+        self, raw: bytes, source: SourcePosition, *, resolving: Collection[str] = ()
+    ) -> Resolved | ReviewRedelivered | DeadLettered:
+        """Apply one raw review decision to its pend: the final adjudication, or a dead letter saying why not.
+
+        Args:
+            raw: the message value as received.
+            source: where it came from, recorded on a dead letter.
+            resolving: pend event ids that reviews decided but not yet delivered resolve.
+        """
+        try:
+            review = parse_review(raw, self.max_input_bytes)
+            return resolve(review, self.history, clock=self.clock, carc_text=self.carc_text, resolving=resolving)
+        except dead_letter.Unreadable as unreadable:
+            return self.dead_lettered(raw, unreadable, source)
+
+    def parse_review(self, raw: bytes) -> ReviewDecisionEvent:
+        """Validate raw bytes as a v1 review decision (see `worker.resolution.parse_review`)."""
+        return parse_review(raw, self.max_input_bytes)
 
     def parse(self, raw: bytes) -> ClaimEvent:
         """Validate raw bytes as a v1 claim event.
@@ -205,4 +242,4 @@ class Processor:
         """
         self.history.record(decided.claim, decided.decision)
         if emitted:
-            self.history.mark_emitted(decided.claim, decided.decision, decided.fingerprint)
+            self.history.mark_emitted(decided.claim, decided.decision, decided.fingerprint, pend=pend_of(decided))

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     adjudicated_topic: str = Field(default=topics.CLAIMS_ADJUDICATED, description="Topic of adjudication events.")
     pended_topic: str = Field(default=topics.CLAIMS_PENDED, description="Topic of pend-for-review events.")
     dead_letter_topic: str = Field(default=topics.CLAIMS_DEAD_LETTER, description="Topic of dead-letter records.")
+    reviews_topic: str = Field(
+        default=topics.CLAIMS_REVIEWS, description="Topic of review decisions on pended claims (they close pends)."
+    )
     partitions: int = Field(
         default=6,
         ge=1,

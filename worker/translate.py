@@ -214,6 +214,7 @@ def event_from_decision(
         "voids_claim_id": decision.voids_claim_id,
         "supersedes_event_id": UUID(supersedes_event_id) if supersedes_event_id else None,
         "superseded_by_claim_id": superseded_by_claim_id,
+        "review_event_id": None,  # set only on the final adjudication a review produces (worker.resolution)
         # Whether a replay pinned the version is the run's fact (its state and report), not the
         # decision's: a pinned replay under the version in force reproduces the live body exactly.
         "policy": trusted(

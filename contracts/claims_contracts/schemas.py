@@ -12,13 +12,14 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from claims_contracts.v1 import AdjudicationEvent, ClaimEvent, DeadLetterRecord, PendForReviewEvent
+from claims_contracts.v1 import AdjudicationEvent, ClaimEvent, DeadLetterRecord, PendForReviewEvent, ReviewDecisionEvent
 
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "claim-event.schema.json": ClaimEvent,
     "adjudication-event.schema.json": AdjudicationEvent,
     "pend-for-review-event.schema.json": PendForReviewEvent,
     "dead-letter-record.schema.json": DeadLetterRecord,
+    "review-decision-event.schema.json": ReviewDecisionEvent,
 }
 """File name of each committed schema, and the model it is generated from."""
 
@@ -26,7 +27,9 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
 def render(model: type[BaseModel]) -> str:
     """Return the JSON Schema of a model as stable, indented text."""
     # Inputs are described as they are accepted, outputs as they are published.
-    schema = model.model_json_schema(mode="validation" if model is ClaimEvent else "serialization")
+    schema = model.model_json_schema(
+        mode="validation" if model in (ClaimEvent, ReviewDecisionEvent) else "serialization"
+    )
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 

@@ -15,3 +15,6 @@ CLAIMS_PENDED: Final = "claims.pended"
 
 CLAIMS_DEAD_LETTER: Final = "claims.dead-letter"
 """Output: dead-letter records for input that could not be read."""
+
+CLAIMS_REVIEWS: Final = "claims.reviews"
+"""Input: review decisions v1 on pended claims, keyed by member id."""

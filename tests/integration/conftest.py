@@ -79,6 +79,7 @@ class Deployment:
             adjudicated_topic=f"{self.name}.adjudicated",
             pended_topic=f"{self.name}.pended",
             dead_letter_topic=f"{self.name}.dead-letter",
+            reviews_topic=f"{self.name}.reviews",
             partitions=PARTITIONS,
         )
 

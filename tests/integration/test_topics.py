@@ -36,10 +36,10 @@ def test_apply_creates_then_finds_every_declared_topic(broker: Broker) -> None:
     group = f"g{uuid.uuid4().hex[:8]}"
     first = apply(broker, group, f"{group}.submitted")
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count("created") == 6
+    assert first.stdout.count("created") == 7
     second = apply(broker, group, f"{group}.submitted")
     assert second.returncode == 0, second.stderr
-    assert second.stdout.count("exists") == 6
+    assert second.stdout.count("exists") == 7
     assert f"{group}-members-changelog" in second.stdout
     assert f"{group}-claims-by-member-repartition" in second.stdout
 

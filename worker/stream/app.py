@@ -17,7 +17,7 @@ from worker.connection import KafkaConnection
 from worker.headers import Headers
 from worker.heap import settle_heap
 from worker.history import ClaimHistory
-from worker.policy_files import load_policy_book
+from worker.policy_files import bundled_policy_dir, load_code_table, load_policy_book
 from worker.processor import Processor
 from worker.settings import Settings
 from worker.stream.agent import register_agent
@@ -119,11 +119,10 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
     )
     serve_only_own_pages(app)
     by_member = repartition_topic(settings)
-    source = app.topic(
-        settings.input_topic, by_member, partitions=settings.partitions, key_type=bytes, value_type=bytes
-    )
+    consumed = (settings.input_topic, settings.reviews_topic, by_member)
+    source = app.topic(*consumed, partitions=settings.partitions, key_type=bytes, value_type=bytes)
     # Before anything creates the consumer: these topics' offsets are checked by us, not Faust.
-    guard_consumer(app, (settings.input_topic, by_member), fetch_max_wait_ms=settings.fetch_max_wait_ms)
+    guard_consumer(app, consumed, fetch_max_wait_ms=settings.fetch_max_wait_ms)
     (table_name,) = TABLES
     table = app.Table(
         table_name,
@@ -145,12 +144,14 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
     def progress(incoming: Incoming) -> None:
         runtime.last_offsets[incoming.partition] = incoming.offset
 
+    codes = load_code_table(settings.policy_dir or bundled_policy_dir())
     handler = StreamHandler(
         Processor(
             policies,
             history=history,
             max_input_bytes=settings.max_input_bytes,
             dead_letter_max_bytes=max_message_bytes("dead_letter"),
+            carc_text=lambda carc: codes.carc[carc].text if carc in codes.carc else None,
         ),
         FaustPublisher(app),
         Topics(
@@ -159,6 +160,7 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
             settings.dead_letter_topic,
             by_member=by_member,
             partitions=settings.partitions,
+            reviews=settings.reviews_topic,
         ),
         metrics,
         scope=view,  # the history's partition is the repartition topic's
@@ -168,8 +170,7 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
     runtime.handler = handler
     read_committed = settings.processing_guarantee == "exactly_once"
     checks = [
-        GapCheck(app, topic, GapReader(connection, topic, read_committed=read_committed), metrics)
-        for topic in (settings.input_topic, by_member)
+        GapCheck(app, topic, GapReader(connection, topic, read_committed=read_committed), metrics) for topic in consumed
     ]
     runtime.agent = register_agent(
         app, source, handler, checks, batch_size=settings.batch_size, within_seconds=settings.batch_within_seconds

@@ -30,9 +30,10 @@ from claims_contracts.v1 import SourcePosition
 from worker import audit, dead_letter
 from worker.headers import Headers, output_headers, traceparent_of
 from worker.history import Emitted
-from worker.processor import DeadLettered, Decided, Processor, Redelivered
+from worker.processor import DeadLettered, Decided, Processor, Redelivered, pend_of
+from worker.resolution import Resolved, ReviewRedelivered
 from worker.stream.metrics import Metrics
-from worker.stream.rekey import member_partition, origin, source_header, without_source
+from worker.stream.rekey import KIND_HEADER, REVIEW, is_review, member_partition, origin, source_header, without_source
 
 TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 """Send failures no retry can mend: the producer's size cap, or the topic's `max.message.bytes`."""
@@ -61,6 +62,8 @@ class Topics:
     """The internal topic inputs are re-keyed through by member id (None: decide inputs as they come)."""
     partitions: int = 1
     """Partitions of `by_member`."""
+    reviews: str | None = None
+    """The topic of review decisions: forwarded by member like claims, and decided into final adjudications."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,7 @@ class Outgoing:
     topic: str
     key: bytes | None
     payload: bytes
-    result: Decided | DeadLettered | Forwarded
+    result: Decided | DeadLettered | Forwarded | Resolved
     taken: float
     headers: Headers
     partition: int | None = None
@@ -135,6 +138,8 @@ class StreamHandler:
         self._undelivered: dict[str, Emitted] = {}
         """Inputs decided but not yet delivered, in any prepared batch, by event id: a redelivery
         of one of them is skipped ("already emitted" is only recorded after delivery)."""
+        self._resolving: set[str] = set()
+        """Pends that reviews in a prepared batch resolve, not yet delivered: a second review of one is refused."""
 
     def delivering_for(self, now: float) -> float:
         """Seconds the batch in hand has waited for its acknowledgements (0 when none waits)."""
@@ -155,6 +160,15 @@ class StreamHandler:
             if self.scope is not None:
                 self.scope.partition = incoming.partition
             source = self._source(incoming)
+            if self._is_review(incoming):
+                outcome = self.processor.review(incoming.value, source, resolving=self._resolving)
+                if isinstance(outcome, ReviewRedelivered):
+                    self.metrics.redelivered.inc()
+                    continue
+                if isinstance(outcome, Resolved):
+                    self._resolving.add(str(outcome.review.pend_event_id))
+                pending.append(self._outgoing(incoming, outcome, taken, source))
+                continue
             result = self.processor.process(incoming.value, source, undelivered=self._undelivered)
             if isinstance(result, Redelivered):
                 self.metrics.redelivered.inc()
@@ -167,6 +181,11 @@ class StreamHandler:
             pending.append(self._outgoing(incoming, result, taken, source))
         return pending
 
+    def _is_review(self, incoming: Incoming) -> bool:
+        if self.topics.by_member is not None and incoming.topic == self.topics.by_member:
+            return is_review(incoming.headers)
+        return self.topics.reviews is not None and incoming.topic == self.topics.reviews
+
     def _source(self, incoming: Incoming) -> SourcePosition:
         """Where an input was first read: a forwarded one says so in a header."""
         if self.topics.by_member is not None and incoming.topic == self.topics.by_member:
@@ -178,15 +197,20 @@ class StreamHandler:
     def _forward(self, incoming: Incoming, taken: float) -> Outgoing:
         """Send a readable input on to its member's partition, unchanged; dead-letter an unreadable one."""
         position = _position(incoming)
+        review = self.topics.reviews is not None and incoming.topic == self.topics.reviews
         try:
-            event = self.processor.parse(incoming.value)
+            if review:
+                member = self.processor.parse_review(incoming.value).member_id
+            else:
+                member = self.processor.parse(incoming.value).claim.member.member_id
         except dead_letter.Unreadable as unreadable:
             return self._outgoing(incoming, self.processor.dead_lettered(incoming.value, unreadable, position), taken)
         assert self.topics.by_member is not None  # noqa: S101 - only called when re-keying
-        member = event.claim.member.member_id
         partition = member_partition(member, self.topics.partitions)
         headers = [(name, value or b"") for name, value in without_source(incoming.headers)]
         headers.append(source_header(position))
+        if review:
+            headers.append((KIND_HEADER, REVIEW))
         return Outgoing(
             incoming,
             self.topics.by_member,
@@ -200,9 +224,19 @@ class StreamHandler:
         )
 
     def _outgoing(
-        self, incoming: Incoming, result: Decided | DeadLettered, taken: float, source: SourcePosition | None = None
+        self,
+        incoming: Incoming,
+        result: Decided | DeadLettered | Resolved,
+        taken: float,
+        source: SourcePosition | None = None,
     ) -> Outgoing:
         trace = traceparent_of(incoming.headers)
+        if isinstance(result, Resolved):
+            final = result.event
+            headers = output_headers(final, source=self.event_source, traceparent=trace)
+            payload = final.model_dump_json().encode()
+            topic = self.topics.adjudicated
+            return Outgoing(incoming, topic, final.claim_id.encode(), payload, result, taken, headers, source=source)
         if isinstance(result, Decided):
             event = result.event
             # Keyed by claim id whatever the input key, so a claim's outputs share a partition.
@@ -238,6 +272,9 @@ class StreamHandler:
             self._undelivered.pop(item.result.claim.event_id, None)
             self.processor.history.forget_undelivered(item.result.claim)
             limit = self.processor.dead_letter_max_bytes
+        elif isinstance(item.result, Resolved):
+            self._resolving.discard(str(item.result.review.pend_event_id))
+            limit = self.processor.dead_letter_max_bytes
         elif isinstance(item.result, Forwarded):
             limit = self.processor.dead_letter_max_bytes
         elif not item.result.record.original_b64:
@@ -266,6 +303,8 @@ class StreamHandler:
             if isinstance(item.result, Decided):
                 self._undelivered.pop(item.result.claim.event_id, None)
                 self.processor.history.forget_undelivered(item.result.claim)
+            elif isinstance(item.result, Resolved):
+                self._resolving.discard(str(item.result.review.pend_event_id))
 
     async def _deliver(self, pending: list[Outgoing]) -> None:
         remaining = pending
@@ -319,10 +358,21 @@ class StreamHandler:
             source["traceparent"] = trace
         if self.scope is not None:
             self.scope.partition = item.incoming.partition
-        if isinstance(result, Decided):
-            self.processor.history.mark_emitted(result.claim, result.decision, result.fingerprint)
+        if isinstance(result, Resolved):
+            review = result.review
+            self.processor.history.mark_resolved(
+                review.member_id, review.claim_id, str(review.event_id), str(result.event.event_id)
+            )
+            self._resolving.discard(str(review.pend_event_id))
+            self.metrics.reviews.labels(result.queue).inc()
+            self.metrics.pend_age.labels(result.queue).observe(max(result.pend_age_seconds, 0.0))
+            audit.record_review(result, source=source, output_topic=item.topic)
+        elif isinstance(result, Decided):
+            self.processor.history.mark_emitted(result.claim, result.decision, result.fingerprint, pend=pend_of(result))
             self._undelivered.pop(result.claim.event_id, None)
             self.metrics.decisions.labels(result.event.event_type).inc()
+            if result.decision.queue is not None:
+                self.metrics.pends_opened.labels(result.decision.queue).inc()
             for line in result.event.lines:
                 self.metrics.line_outcomes.labels(line.outcome.value, line.rule).inc()
             now = time.perf_counter()

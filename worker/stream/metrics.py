@@ -31,6 +31,22 @@ class Metrics:
             "Inputs forwarded to their member's partition of the repartition topic.",
             registry=self.registry,
         )
+        self.pends_opened = Counter(
+            "claims_pends_opened", "Pend-for-review events published, by queue.", ["queue"], registry=self.registry
+        )
+        self.reviews = Counter(
+            "claims_reviews_resolved",
+            "Pends closed by a review decision (final adjudication published), by queue.",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.pend_age = Histogram(
+            "claims_pend_age_at_review_seconds",
+            "From a pend's decision to the review that closed it, by queue.",
+            ["queue"],
+            buckets=(60, 600, 3600, 4 * 3600, 24 * 3600, 3 * 24 * 3600, 7 * 24 * 3600, 14 * 24 * 3600, 30 * 24 * 3600),
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "claims_processing_seconds",
             "From taking an input to its output being acknowledged by the broker.",

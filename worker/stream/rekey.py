@@ -22,6 +22,9 @@ from pydantic import ValidationError
 from claims_contracts.v1 import SourcePosition
 
 SOURCE_HEADER = "claims-source"
+KIND_HEADER = "claims-kind"
+"""On a forwarded message: `review` when it came from the reviews topic (absent: a claim event)."""
+REVIEW = b"review"
 """The header carrying the input's position (`SourcePosition` as JSON) on a forwarded claim."""
 
 
@@ -48,5 +51,10 @@ def origin(headers: tuple[tuple[str, bytes | None], ...]) -> SourcePosition | No
 
 
 def without_source(headers: tuple[tuple[str, bytes | None], ...]) -> tuple[tuple[str, bytes | None], ...]:
-    """The headers as the producer wrote them (before forwarding added `SOURCE_HEADER`)."""
-    return tuple((name, value) for name, value in headers if name != SOURCE_HEADER)
+    """The headers as the producer wrote them, less the ones forwarding sets (a producer's are never trusted)."""
+    return tuple((name, value) for name, value in headers if name not in (SOURCE_HEADER, KIND_HEADER))
+
+
+def is_review(headers: tuple[tuple[str, bytes | None], ...]) -> bool:
+    """A forwarded message that came from the reviews topic."""
+    return any(name == KIND_HEADER and value == REVIEW for name, value in headers)

@@ -32,8 +32,10 @@ REPARTITION_NAME = "claims-by-member"
 class _TopicEntry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    role: Literal["input", "repartition", "adjudicated", "pended", "dead_letter", "changelog"]
-    setting: Literal["input_topic", "adjudicated_topic", "pended_topic", "dead_letter_topic"] | None = None
+    role: Literal["input", "reviews", "repartition", "adjudicated", "pended", "dead_letter", "changelog"]
+    setting: (
+        Literal["input_topic", "reviews_topic", "adjudicated_topic", "pended_topic", "dead_letter_topic"] | None
+    ) = None
     tables: tuple[str, ...] = ()
     config: dict[str, str] = {}
 
@@ -69,7 +71,7 @@ def declared(path: Path | None = None) -> tuple[_TopicEntry, ...]:
     bundled = resources.files("worker.stream").joinpath("topics.yaml")
     text = path.read_text() if path is not None else bundled.read_text()
     entries = _TopicFile.model_validate(yaml.safe_load(text)).topics
-    missing = {"input", "repartition", "adjudicated", "pended", "dead_letter", "changelog"} - {
+    missing = {"input", "reviews", "repartition", "adjudicated", "pended", "dead_letter", "changelog"} - {
         entry.role for entry in entries
     }
     if missing:

@@ -30,6 +30,7 @@ from claims_contracts.v1.decision import (
     RouteTo,
     RuleHit,
 )
+from claims_contracts.v1.review import ReviewDecisionEvent, ReviewedLine
 
 __all__ = [
     "Address",
@@ -55,7 +56,9 @@ __all__ = [
     "PolicyReference",
     "PriorAuthorization",
     "Provider",
+    "ReviewDecisionEvent",
     "ReviewQueue",
+    "ReviewedLine",
     "Route",
     "RouteTo",
     "RuleHit",

@@ -226,4 +226,6 @@ MemberId = Annotated[str, StringConstraints(min_length=1, max_length=80), _IDENT
 """A payer member id: 1 to 80 characters, as X12 NM109 allows."""
 
 AuthorizationId = Annotated[str, StringConstraints(min_length=1, max_length=50), _IDENTIFIER]
+ReviewerId = Annotated[str, StringConstraints(min_length=1, max_length=64), _IDENTIFIER]
+"""A reviewer's workforce identifier (never a name)."""
 """A prior authorization number: 1 to 50 characters, as X12 REF02 allows."""

@@ -25,6 +25,14 @@ class DeadLetterKind(StrEnum):
     """The input reuses an event id already decided for different content (1.1.0)."""
     OUTPUT_TOO_LARGE = "output_too_large"
     """The input was decided, but its output could not be published for its size (1.1.0)."""
+    REVIEW_UNKNOWN_PEND = "review_unknown_pend"
+    """A review naming a pend the worker never emitted for that claim (1.4.0)."""
+    REVIEW_ALREADY_RESOLVED = "review_already_resolved"
+    """A second review of a pend another review already resolved (1.4.0)."""
+    REVIEW_SUPERSEDED = "review_superseded"
+    """A review of a pend superseded since: the claim was replaced, voided or decided again (1.4.0)."""
+    REVIEW_LINES_NOT_PENDED = "review_lines_not_pended"
+    """A review that decides lines the pend did not pend, or leaves pended lines undecided (1.4.0)."""
 
 
 class SourcePosition(OutboundModel):

@@ -178,6 +178,10 @@ class _DecisionEvent(OutboundModel):
             " order): this decision is already superseded and must not be paid or acted on."
         ),
     )
+    review_event_id: UUID | None = Field(
+        default=None,
+        description="On the final adjudication of a pend: the review decision it applies (since 1.4.0).",
+    )
     policy: PolicyReference
     decided_at: AwareDatetime
     lines: list[LineResult]

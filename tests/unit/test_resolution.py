@@ -1,0 +1,173 @@
+"""Closing a pend with a review decision: the final adjudication, and every review that is refused."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from claims_contracts.v1 import AdjudicationEvent, PendForReviewEvent, SourcePosition
+from tests.builders import claim_event, ketamine_line, service_line, to_bytes
+from worker.adjudication import PolicyBook
+from worker.processor import DeadLettered, Decided, Processor
+from worker.resolution import REVIEW_OUTPUT_NAMESPACE, Resolved, ReviewRedelivered
+
+HERE = SourcePosition(file_line=1)
+
+
+def pended(processor: Processor, **overrides: Any) -> PendForReviewEvent:
+    """Decide a claim that pends for clinical review (R52), and deliver it."""
+    event = claim_event(
+        diagnoses=["R52"], lines=[ketamine_line(1), service_line(2, "99213")], claim_id="CLM-PEND", **overrides
+    )
+    result = processor.process(to_bytes(event), HERE)
+    assert isinstance(result, Decided)
+    processor.remember(result, emitted=True)
+    assert isinstance(result.event, PendForReviewEvent)
+    return result.event
+
+
+def review(pend: PendForReviewEvent, lines: list[dict[str, Any]] | None = None, **overrides: Any) -> bytes:
+    body: dict[str, Any] = {
+        "schema_version": 1,
+        "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"review:{pend.event_id}:{overrides.get('n', 0)}")),
+        "pend_event_id": str(pend.event_id),
+        "claim_id": pend.claim_id,
+        "member_id": pend.member_id,
+        "reviewer_id": "RV-1042",
+        "decided_at": (pend.decided_at + timedelta(hours=2)).isoformat(),  # two hours in the queue
+        "lines": lines if lines is not None else [{"line_number": 1, "outcome": "denied", "carc": ["50"]}],
+    }
+    body.update({k: v for k, v in overrides.items() if k != "n"})
+    return json.dumps(body).encode()
+
+
+@pytest.fixture
+def desk(policies: PolicyBook) -> Processor:
+    return Processor(policies, carc_text=lambda carc: {"50": "not medically necessary"}.get(carc))
+
+
+def applied(processor: Processor, raw: bytes) -> Resolved:
+    outcome = processor.review(raw, HERE)
+    assert isinstance(outcome, Resolved), getattr(outcome, "record", outcome)
+    event = outcome.event
+    processor.history.mark_resolved(
+        outcome.review.member_id, outcome.review.claim_id, str(outcome.review.event_id), str(event.event_id)
+    )
+    return outcome
+
+
+def refused(processor: Processor, raw: bytes) -> str:
+    outcome = processor.review(raw, HERE)
+    assert isinstance(outcome, DeadLettered), outcome
+    return outcome.record.kind.value
+
+
+class TestTheFinalAdjudication:
+    def test_a_denial_supersedes_the_pend_with_the_reviewer_s_codes(self, desk: Processor) -> None:
+        pend = pended(desk)
+        raw = review(pend)
+        resolved = applied(desk, raw)
+        final = resolved.event
+        assert isinstance(final, AdjudicationEvent)
+        assert final.supersedes_event_id == pend.event_id
+        assert str(final.event_id) == str(uuid.uuid5(REVIEW_OUTPUT_NAMESPACE, json.loads(raw)["event_id"]))
+        assert final.review_event_id is not None
+        drug, visit = final.lines
+        assert (drug.outcome.value, drug.rule, drug.carc, drug.group_code) == ("denied", "review.denied", ["50"], "CO")
+        assert str(drug.adjustment_amount) == "350.00"
+        assert "not medically necessary" in drug.explanation
+        assert drug.coverage is not None
+        assert drug.coverage.covered == "not-covered"
+        assert (visit.outcome.value, visit.rule) == ("not_applicable", "scope.not_ketamine")  # kept as decided
+        reviewed = [hit for hit in final.trace if hit.rule == "review.denied"]
+        assert "reviewer RV-1042" in reviewed[0].evidence
+        assert (resolved.queue, resolved.pend_age_seconds) == ("clinical_review", 7200.0)
+
+    def test_an_approval(self, desk: Processor) -> None:
+        pend = pended(desk)
+        final = applied(desk, review(pend, [{"line_number": 1, "outcome": "approved"}])).event
+        assert (final.lines[0].outcome.value, final.lines[0].rule, final.lines[0].carc) == (
+            "approved",
+            "review.approved",
+            [],
+        )
+        assert final.lines[0].adjustment_amount is None
+
+    def test_a_redelivered_review_publishes_nothing_again(self, desk: Processor) -> None:
+        pend = pended(desk)
+        raw = review(pend)
+        first = applied(desk, raw)
+        again = desk.review(raw, HERE)
+        assert isinstance(again, ReviewRedelivered)
+        assert again.output_event_id == str(first.event.event_id)
+
+    def test_a_replacement_after_the_review_supersedes_the_final_adjudication(self, desk: Processor) -> None:
+        pend = pended(desk)
+        final = applied(desk, review(pend)).event
+        replacement = claim_event(
+            diagnoses=["G89.29"], claim_id="CLM-REPL", frequency_code="7", original_claim_id="CLM-PEND"
+        )
+        replacement["claim"]["member"]["member_id"] = pend.member_id
+        result = desk.process(to_bytes(replacement), HERE)
+        assert isinstance(result, Decided)
+        assert result.event.supersedes_event_id == final.event_id
+
+
+class TestRefusedReviews:
+    def test_a_review_of_an_unknown_pend(self, desk: Processor) -> None:
+        pend = pended(desk)
+        assert refused(desk, review(pend, pend_event_id=str(uuid.uuid4()))) == "review_unknown_pend"
+        assert refused(desk, review(pend, claim_id="CLM-NEVER")) == "review_unknown_pend"
+
+    def test_a_second_review_of_a_resolved_pend(self, desk: Processor) -> None:
+        pend = pended(desk)
+        applied(desk, review(pend))
+        assert refused(desk, review(pend, n=2)) == "review_already_resolved"
+
+    def test_a_second_review_while_the_first_is_in_flight(self, desk: Processor) -> None:
+        pend = pended(desk)
+        outcome = desk.review(review(pend, n=2), HERE, resolving={str(pend.event_id)})
+        assert isinstance(outcome, DeadLettered)
+        assert outcome.record.kind.value == "review_already_resolved"
+
+    def test_a_review_of_a_pend_whose_claim_was_replaced(self, desk: Processor) -> None:
+        pend = pended(desk)
+        replacement = claim_event(claim_id="CLM-REPL", frequency_code="7", original_claim_id="CLM-PEND")
+        replacement["claim"]["member"]["member_id"] = pend.member_id
+        result = desk.process(to_bytes(replacement), HERE)
+        assert isinstance(result, Decided)
+        desk.remember(result, emitted=True)
+        assert refused(desk, review(pend)) == "review_superseded"
+
+    def test_a_review_of_a_pend_whose_claim_was_decided_again(self, desk: Processor) -> None:
+        pend = pended(desk)
+        pended(desk, event_id=str(uuid.uuid4()))  # the same claim sent again: a new pend
+        assert refused(desk, review(pend)) == "review_superseded"
+
+    @pytest.mark.parametrize(
+        "lines",
+        [
+            [{"line_number": 1, "outcome": "denied", "carc": ["50"]}, {"line_number": 2, "outcome": "approved"}],
+            [{"line_number": 2, "outcome": "approved"}],
+        ],
+        ids=["a-line-not-pended", "the-pended-line-left-out"],
+    )
+    def test_a_review_that_does_not_decide_exactly_the_pended_lines(
+        self, desk: Processor, lines: list[dict[str, Any]]
+    ) -> None:
+        assert refused(desk, review(pended(desk), lines)) == "review_lines_not_pended"
+
+    def test_a_denial_without_a_carc_is_not_a_review(self, desk: Processor) -> None:
+        assert refused(desk, review(pended(desk), [{"line_number": 1, "outcome": "denied"}])) == "schema_violation"
+
+    def test_bytes_that_are_no_review(self, desk: Processor) -> None:
+        assert refused(desk, b'{"schema_version": 1, "event_id"') == "not_json"
+
+    def test_nothing_changes_after_a_refused_review(self, desk: Processor) -> None:
+        pend = pended(desk)
+        refused(desk, review(pend, [{"line_number": 2, "outcome": "approved"}]))
+        assert isinstance(desk.review(review(pend), HERE), Resolved)  # the pend is still open
