@@ -10,7 +10,7 @@ PYTHON_BIN := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/nu
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lint typecheck imports deploy-check schemas docs code-sets policy-diff test test-unit test-integration soak demo bench clean
+.PHONY: install lint typecheck imports deploy-check schemas docs code-sets policy-diff browser test test-unit test-integration soak demo bench clean
 
 install: $(STAMP)
 
@@ -61,7 +61,13 @@ code-sets: install
 policy-diff: install
 	$(BIN)/python -m worker.dev.policy_diff
 
-test: lint typecheck imports deploy-check
+# Debian's chromium and chromedriver for the workbench's browser test (tests/browser), when missing.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing Debian's chromium and chromium-driver"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+test: lint typecheck imports deploy-check browser
 	COMPOSE_SCHEMA=$(COMPOSE_SCHEMA) $(BIN)/pytest
 
 test-unit: install

@@ -384,6 +384,44 @@ def cmd_samples_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review_serve(args: argparse.Namespace) -> int:
+    """Serve the reviewer's workbench: the open pends, claim pages, and the review form."""
+    import asyncio
+
+    from worker.review.identity import Identity, read_tokens
+    from worker.review.projection import Projection
+    from worker.review.web import Workbench, serve
+
+    settings = _settings()
+    _connection(settings)
+    try:
+        tokens = read_tokens(Path(args.tokens)) if args.tokens else {}
+        identity = Identity(trusted_header=args.trusted_header, tokens=tokens)
+    except (OSError, ValueError) as error:
+        _fail(EXIT_CONFIG, f"review serve: {error}")
+    policies = _policies(args.policy_dir, None)
+    codes = load_code_table(Path(args.policy_dir) if args.policy_dir else bundled_policy_dir())
+    projection = Projection(Path(args.db))
+    if args.rebuild:
+        projection.rebuild()
+    bench = Workbench(settings, projection, identity, policies, codes)
+
+    def ready(port: int) -> None:
+        print(f"workbench on http://{args.host}:{port}/ (projection {args.db})", file=sys.stderr, flush=True)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        asyncio.run(serve(bench, args.host, args.port, ready))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        projection.close()
+    return 0
+
+
 def _audit_stream(target: str, group: str | None = None) -> TextIO:
     if target == "-":
         return sys.stdout
@@ -451,6 +489,19 @@ def build_parser() -> argparse.ArgumentParser:
     topics_commands = topics.add_subparsers(dest="topics_command", required=True)
     apply = topics_commands.add_parser("apply", help="create missing topics, check existing ones")
     apply.set_defaults(handler=cmd_topics)
+
+    review = commands.add_parser("review", help="the reviewer's workbench")
+    review_commands = review.add_subparsers(dest="review_command", required=True)
+    serve = review_commands.add_parser("serve", help="serve the open pends, claim pages and the review form")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    serve.add_argument("--port", type=int, default=8088)
+    serve.add_argument("--db", default="claims-review.sqlite3", help="the projection (SQLite, created 0600)")
+    serve.add_argument("--rebuild", action="store_true", help="throw the projection away and read the topics again")
+    who = serve.add_mutually_exclusive_group(required=True)
+    who.add_argument("--trusted-header", help="header an authenticating proxy sets to the reviewer's id")
+    who.add_argument("--tokens", help="file of 'reviewer-id token' lines, for local sign-in")
+    policy_options(serve)
+    serve.set_defaults(handler=cmd_review_serve)
 
     samples = commands.add_parser("samples", help="the bundled sample claims")
     samples_commands = samples.add_subparsers(dest="samples_command", required=True)

@@ -3,7 +3,8 @@
 Starts the embedded broker (or uses `KAFKA_BOOTSTRAP_SERVERS`), creates the
 topics, publishes the bundled sample claims (one per rule, plus unreadable
 ones), runs the worker as a separate process, reads every output back, prints
-a table, and stops everything. Topic names carry a run id, so a demo against a
+a table, closes one pend with a review decision (the final adjudication is
+printed too), and stops everything. Topic names carry a run id, so a demo against a
 shared cluster touches nothing else.
 """
 
@@ -19,6 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,45 @@ async def _collect(
     return outputs
 
 
+async def _close_one_pend(settings: Settings, outputs: list[dict[str, Any]], worker: subprocess.Popen[bytes]) -> bool:
+    """Resolve the clinical-review pend of the samples with a review decision, and show the final adjudication."""
+    pend = next(o for o in outputs if o["event_type"] == "claim.pended" and o["queue"] == "clinical_review")
+    pended = [line["line_number"] for line in pend["lines"] if line["outcome"] == "pended"]
+    review = {
+        "schema_version": 1,
+        "event_id": str(uuid.uuid4()),
+        "pend_event_id": pend["event_id"],
+        "claim_id": pend["claim_id"],
+        "member_id": pend["member_id"],
+        "reviewer_id": "DEMO-REVIEWER",
+        "decided_at": datetime.now(UTC).isoformat(),
+        "lines": [{"line_number": n, "outcome": "denied", "carc": ["50"]} for n in pended],
+    }
+    producer = KafkaConnection.from_settings(settings).producer()
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.reviews_topic, json.dumps(review).encode(), key=pend["member_id"].encode()
+        )
+    finally:
+        await producer.stop()
+    print(
+        f"\nreview: {review['reviewer_id']} denies {pend['claim_id']} (pended in {pend['queue']}) with CARC 50",
+        file=sys.stderr,
+    )
+    final = next(
+        (o for o in await _collect(settings, len(outputs) + 1, 60.0, worker) if o.get("review_event_id")), None
+    )
+    if final is None:
+        print("no final adjudication arrived", file=sys.stderr)
+        return False
+    sys.stdout.write("\nThe final adjudication, superseding the pend:\n" + table([final]))
+    print(
+        f"event {final['event_id']} supersedes pend {final['supersedes_event_id']} (review {final['review_event_id']})"
+    )
+    return True
+
+
 def main() -> int:
     """Run the demo; return 0 when every sample claim got exactly one output."""
     claims = sample_claims()
@@ -85,6 +126,7 @@ def main() -> int:
         adjudicated_topic=f"demo-{run_id}.claims.adjudicated",
         pended_topic=f"demo-{run_id}.claims.pended",
         dead_letter_topic=f"demo-{run_id}.claims.dead-letter",
+        reviews_topic=f"demo-{run_id}.claims.reviews",
         partitions=3,
     )
     workdir = Path(tempfile.mkdtemp(prefix="claims-demo-"))
@@ -121,7 +163,9 @@ def main() -> int:
             f"\n{len(claims)} claim events in, {len(outputs)} outputs: {counts['claim.adjudicated']} adjudicated, "
             f"{counts['claim.pended']} pended, {counts['claim.dead_lettered']} dead-lettered. Audit log: {audit_log}"
         )
-        return 0 if len(outputs) == len(claims) else 1
+        if len(outputs) != len(claims):
+            return 1
+        return 0 if asyncio.run(_close_one_pend(settings, outputs, worker)) else 1
     finally:
         if worker is not None and worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
