@@ -84,7 +84,15 @@ demo: install
 # Every pipeline on the same data in one run; writes docs/benchmarks.{json,md,png}.
 # Sizes: make bench BENCH_ARGS="--claims 50000 --repeats 7".
 BENCH_ARGS ?=
-bench: install
+QUIX_VENV := .venv-bench-quix
+
+$(QUIX_VENV)/.installed-stamp: requirements/bench-quix.txt
+	$(PYTHON_BIN) -m venv $(QUIX_VENV)
+	$(QUIX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/bench-quix.txt
+	$(QUIX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e ./contracts -e .
+	touch $@
+
+bench: install $(QUIX_VENV)/.installed-stamp
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/bench.txt
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 	$(BIN)/python -m bench.report

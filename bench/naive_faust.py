@@ -1,15 +1,25 @@
-"""Baseline (b): a naive Faust agent, one event at a time, awaited send (KAFKA.md).
+"""Faust peers of the worker, as a user would write them (KAFKA.md).
 
-Run as `python -m bench.naive_faust worker --without-web -l warning` with BENCH_* variables.
+Run as `python -m bench.naive_faust worker --without-web -l warning` with BENCH_* variables:
+
+- `BENCH_WORK=trivial` (parse the JSON, add a field) or `same` (the worker's `Processor`, with a
+  claim history, one output per input: the same work as the worker);
+- `BENCH_BATCH=0`: one event at a time, each send awaited (the naive agent); `N`: `take_events(N)`
+  batches, the sends of a batch awaited together (Faust's floor, with trivial work).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
+from collections.abc import Callable
 
 import faust
 import orjson
+
+WORK = os.environ.get("BENCH_WORK", "trivial")
+BATCH = int(os.environ.get("BENCH_BATCH", "0"))
 
 app = faust.App(
     os.environ.get("BENCH_APP_ID", "naive-bench"),
@@ -29,16 +39,35 @@ source = app.topic(os.environ.get("BENCH_IN", "bench.in"))
 target = app.topic(os.environ.get("BENCH_OUT", "bench.out"))
 
 
+def trivial(value: bytes) -> bytes:
+    """Parse, add a field, serialize (a dead letter is the input itself)."""
+    try:
+        data = orjson.loads(value)
+        data["naive"] = True
+        return orjson.dumps(data)
+    except orjson.JSONDecodeError:
+        return value
+
+
+def same_work() -> Callable[[bytes], bytes]:
+    """The worker's per-claim path: validate, decide against a history, build and serialize one output."""
+    from bench.peers import SameWork
+
+    return SameWork().output
+
+
+transform = trivial if WORK == "trivial" else same_work()
+
+
 @app.agent(source)
 async def naive(stream):  # type: ignore[no-untyped-def]
-    async for key, value in stream.items():
-        try:
-            data = orjson.loads(value)
-            data["naive"] = True
-            out = orjson.dumps(data)
-        except orjson.JSONDecodeError:
-            out = value
-        await target.send(key=key, value=out)
+    if BATCH <= 0:
+        async for key, value in stream.items():
+            await target.send(key=key, value=transform(value))
+        return
+    async for events in stream.take_events(BATCH, within=0.05):
+        futures = [await target.send(key=event.key, value=transform(event.value)) for event in events]
+        await asyncio.gather(*futures)
 
 
 if __name__ == "__main__":

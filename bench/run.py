@@ -29,6 +29,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.data import claims
+from bench.peers import aiokafka_loop
 from bench.restart import RestartBench
 from worker.dev.broker import FAST_JOIN, Broker, start_broker
 from worker.settings import Settings
@@ -37,6 +38,8 @@ from worker.stream import topics
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PARTITIONS = 4
+FAUST_HOPS = 2
+"""Faust hops a claim takes in the worker: the input to the repartition topic, then that topic to the outputs."""
 
 
 def log(message: str) -> None:
@@ -56,18 +59,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def produce(servers: str, topic: str, values: list[bytes]) -> None:
+def key_of(value: bytes, by: str) -> bytes | None:
+    """The key an intake gives a claim event: its member id (`member`) or its claim id (`claim`)."""
+    try:
+        claim = orjson.loads(value)["claim"]
+        return str(claim["member"]["member_id"] if by == "member" else claim["claim_id"]).encode()
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+
+
+async def produce(servers: str, topic: str, values: list[bytes], *, by: str = "member") -> None:
+    """Produce the input keyed by member id (or claim id), placed by aiokafka's (the Java) partitioner."""
     producer = AIOKafkaProducer(bootstrap_servers=servers, linger_ms=20, max_batch_size=512 * 1024)
     await producer.start()
     try:
-        futures = [await producer.send(topic, value, key=str(n).encode()) for n, value in enumerate(values)]
+        futures = [await producer.send(topic, value, key=key_of(value, by)) for value in values]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
 
 
-async def collect(servers: str, topic_names: list[str], expected: int, timeout: float, alive: Any = None) -> list[Any]:
-    """Read output records (value, timestamp ms) until `expected` arrived (or the producers died)."""
+async def collect(
+    servers: str, topic_names: list[str], expected: int, timeout: float, alive: Any = None, *, arrival: bool = False
+) -> list[Any]:
+    """Read output records (value, timestamp ms) until `expected` arrived (or the producers died).
+
+    `arrival`: stamp each record with the time it was read instead of its record timestamp (for a
+    pipeline that copies the input's timestamp onto its output, as quix-streams does).
+    """
     consumer = AIOKafkaConsumer(
         *topic_names,
         bootstrap_servers=servers,
@@ -83,8 +102,9 @@ async def collect(servers: str, topic_names: list[str], expected: int, timeout: 
         while len(out) < expected and time.monotonic() < deadline:
             if alive is not None and not alive():
                 raise RuntimeError("the process under test exited; see its stderr in the bench work directory")
-            for messages in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
-                out.extend((m.value, m.timestamp) for m in messages)
+            for messages in (await consumer.getmany(timeout_ms=100 if arrival else 500, max_records=10_000)).values():
+                now = int(time.time() * 1000)
+                out.extend((m.value, now if arrival else m.timestamp) for m in messages)
     finally:
         await consumer.stop()
     return out
@@ -110,53 +130,22 @@ class Run:
         self.repeats = repeats
         self.workdir = workdir
         self.input = f"bench-{uuid.uuid4().hex[:6]}.in"
-        asyncio.run(self.create(self.input))
-        asyncio.run(produce(self.servers, self.input, data))
+        self.input_by_claim = f"{self.input}.by-claim"
+        asyncio.run(self.create(self.input, self.input_by_claim))
+        asyncio.run(produce(self.servers, self.input, data, by="member"))
+        asyncio.run(produce(self.servers, self.input_by_claim, data, by="claim"))
+
+    def output(self, name: str) -> str:
+        """A new output topic of this run (created)."""
+        topic = f"{self.input}.{name}-{uuid.uuid4().hex[:4]}"
+        asyncio.run(self.create(topic))
+        return topic
 
     async def create(self, *names: str, partitions: int = PARTITIONS) -> None:
         await topics.ensure(
             Settings(bootstrap_servers=self.servers),
             [topics.TopicSpec(name, partitions, 1, {}) for name in names],
         )
-
-    # (a) -------------------------------------------------------------------------------------
-    async def plain_loop(self) -> float:
-        out = f"{self.input}.plain-{uuid.uuid4().hex[:4]}"
-        await self.create(out)
-        consumer = AIOKafkaConsumer(
-            self.input,
-            bootstrap_servers=self.servers,
-            group_id=f"plain-{uuid.uuid4().hex[:6]}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
-        producer = AIOKafkaProducer(bootstrap_servers=self.servers, linger_ms=5, max_batch_size=512 * 1024)
-        await consumer.start()
-        await producer.start()
-        done, started = 0, None
-        try:
-            while done < len(self.data):
-                batch = await consumer.getmany(timeout_ms=1000, max_records=1000)
-                if started is None and batch:
-                    started = time.perf_counter()
-                futures = []
-                for messages in batch.values():
-                    for message in messages:
-                        try:
-                            value = orjson.loads(message.value)
-                            value["plain"] = True
-                            payload = orjson.dumps(value)
-                        except orjson.JSONDecodeError:
-                            payload = message.value
-                        futures.append(await producer.send(out, payload, key=message.key))
-                await asyncio.gather(*futures)
-                await consumer.commit()
-                done += len(futures)
-            return done / (time.perf_counter() - (started or time.perf_counter()))
-        finally:
-            await consumer.stop()
-            await producer.stop()
 
     # (b) and (c) -----------------------------------------------------------------------------
     def settings(self, group: str, output: str) -> Settings:
@@ -183,20 +172,27 @@ class Run:
         env.update(settings.environment())
         return env
 
-    def run_processes(self, commands: list[tuple[list[str], dict[str, str]]], output: str) -> dict[str, Any]:
+    def run_processes(
+        self, commands: list[tuple[list[str], dict[str, str]]], output: str, *, arrival: bool = False
+    ) -> dict[str, Any]:
         broker_pid = self.broker.process.pid if self.broker.process else None
         cpu_before = cpu_seconds(broker_pid) if broker_pid else 0.0
         wall_before = time.monotonic()
         processes = [
             subprocess.Popen(
-                cmd, env=env, stdout=subprocess.DEVNULL, stderr=(self.workdir / "worker.stderr").open("ab")
+                cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(self.workdir / "worker.stderr").open("ab")
             )
             for cmd, env in commands
         ]
         try:
             records = asyncio.run(
                 collect(
-                    self.servers, [output], len(self.data), 600, alive=lambda: all(p.poll() is None for p in processes)
+                    self.servers,
+                    [output],
+                    len(self.data),
+                    600,
+                    alive=lambda: all(p.poll() is None for p in processes),
+                    arrival=arrival,
                 )
             )
             peaks = [proc_status(p.pid, "VmHWM") for p in processes]
@@ -222,27 +218,45 @@ class Run:
             "worker_cpu_s": worker_cpu,
         }
 
-    def naive_faust(self) -> dict[str, Any]:
-        output = f"{self.input}.naive-{uuid.uuid4().hex[:4]}"
+    def faust(self, *, work: str, batch: int) -> dict[str, Any]:
+        """A Faust agent as a user writes it: `work` trivial or same, one at a time (batch 0) or in batches."""
+        output = f"{self.input}.faust-{uuid.uuid4().hex[:4]}"
         asyncio.run(self.create(output))
         env = dict(
             os.environ,
-            BENCH_APP_ID=f"naive-{uuid.uuid4().hex[:6]}",
+            BENCH_APP_ID=f"faust-{uuid.uuid4().hex[:6]}",
             BENCH_BROKER=self.servers,
             BENCH_IN=self.input,
             BENCH_OUT=output,
+            BENCH_WORK=work,
+            BENCH_BATCH=str(batch),
         )
         cmd = [sys.executable, "-m", "bench.naive_faust", "worker", "--without-web", "-l", "warn"]
         return self.run_processes([(cmd, env)], output)
 
-    def worker(self, processes: int = 1) -> dict[str, Any]:
+    def quix(self) -> dict[str, Any] | None:
+        """The quix-streams application, same work, in its own environment (None when it is not built)."""
+        python = ROOT / ".venv-bench-quix" / "bin" / "python"
+        if not python.exists():
+            return None
+        output = f"{self.input}.quix-{uuid.uuid4().hex[:4]}"
+        asyncio.run(self.create(output))
+        cmd = [str(python), "-m", "bench.quix_app", self.servers, f"quix-{uuid.uuid4().hex[:6]}", self.input, output]
+        return self.run_processes([(cmd, dict(os.environ))], output, arrival=True)
+
+    def worker(self, processes: int = 1, *, by_claim: bool = False) -> dict[str, Any]:
+        """The worker; on the input keyed by member id, or (`by_claim`) by claim id."""
         group = f"worker-{uuid.uuid4().hex[:6]}"
         output = f"{self.input}.{group}"
-        asyncio.run(topics.ensure(self.settings(group, output)))
+        settings = self.settings(group, output)
+        if by_claim:
+            settings = settings.model_copy(update={"input_topic": self.input_by_claim})
+        asyncio.run(topics.ensure(settings))
         commands = []
         for n in range(processes):
             env = self.worker_env(group, output, audit=self.workdir / f"audit-{group}-{n}.log")
             env["CLAIMS_WEB_PORT"] = str(20000 + (uuid.uuid4().int % 20000))
+            env["CLAIMS_INPUT_TOPIC"] = settings.input_topic
             commands.append(([str(BIN / "claims-worker"), "run"], env))
         return self.run_processes(commands, output)
 
@@ -410,38 +424,62 @@ def main(argv: list[str] | None = None) -> int:
     results["broker"] = broker.kind
     try:
         run = Run(broker, data, args.repeats, workdir)
-        series: dict[str, list[Any]] = {"plain": [], "naive": [], "worker": [], "replay": [], "worker_x2": []}
+        names = (
+            "plain", "aiokafka_same", "faust_floor", "faust_same", "quix_same",
+            "worker", "worker_claim_keyed", "replay", "worker_x2",
+        )  # fmt: skip
+        series: dict[str, list[Any]] = {name: [] for name in names}
         for repeat in range(args.repeats):
-            log(f"repeat {repeat + 1}/{args.repeats}: (a) plain aiokafka loop")
-            series["plain"].append(asyncio.run(run.plain_loop()))
-            log("(b) naive Faust agent")
-            series["naive"].append(run.naive_faust())
-            log("(c) our worker")
+            log(f"repeat {repeat + 1}/{args.repeats}: plain aiokafka loop (trivial work)")
+            series["plain"].append(
+                asyncio.run(aiokafka_loop(run.servers, run.input, run.output("plain"), len(data), same_work=False))
+            )
+            log("aiokafka loop, same work")
+            series["aiokafka_same"].append(
+                asyncio.run(aiokafka_loop(run.servers, run.input, run.output("loop"), len(data), same_work=True))
+            )
+            log("batched Faust agent, trivial work (the floor)")
+            series["faust_floor"].append(run.faust(work="trivial", batch=500))
+            log("naive Faust agent, same work")
+            series["faust_same"].append(run.faust(work="same", batch=0))
+            log("quix-streams application, same work")
+            quix = run.quix()
+            if quix is not None:
+                series["quix_same"].append(quix)
+            log("our worker (input keyed by member id)")
             series["worker"].append(run.worker(1))
-            log("(d) replay")
+            log("our worker (input keyed by claim id: every claim re-keyed)")
+            series["worker_claim_keyed"].append(run.worker(1, by_claim=True))
+            log("replay")
             series["replay"].append(run.replay())
             log("scale-out: two worker processes")
             series["worker_x2"].append(run.worker(2))
         results["raw"] = series
         median = statistics.median
-        results["throughput"] = {
-            "plain": median(series["plain"]),
-            "naive_faust": median(r["rate"] for r in series["naive"]),
-            "worker": median(r["rate"] for r in series["worker"]),
-            "replay": median(r["rate"] for r in series["replay"]),
-            "replay_wall": median(r["wall_rate"] for r in series["replay"]),
-            "worker_x2": median(r["rate"] for r in series["worker_x2"]),
-        }
+
+        def rate(name: str) -> float | None:
+            values = [r if isinstance(r, float) else r["rate"] for r in series[name]]
+            return median(values) if values else None
+
+        results["throughput"] = {name: rate(name) for name in names}
+        results["throughput"]["replay_wall"] = median(r["wall_rate"] for r in series["replay"])
         t = results["throughput"]
+        floor_time = 1 / t["faust_floor"]
+        path_time = 1 / results["core"]["path_rate"]
+        results["faust_hops_per_claim"] = FAUST_HOPS
         results["ratios"] = {
-            "worker_over_naive": t["worker"] / t["naive_faust"],
-            "replay_over_plain": t["replay"] / t["plain"],
-            "two_workers_over_one": t["worker_x2"] / t["worker"],
+            "worker_vs_faust_floor": t["worker"] * (FAUST_HOPS * floor_time + path_time),
+            "worker_vs_faust_same_work": t["worker"] / t["faust_same"],
+            "worker_vs_quix_same_work": t["worker"] / t["quix_same"] if t["quix_same"] else None,
+            "worker_vs_aiokafka_same_work": t["worker"] / t["aiokafka_same"],
+            "replay_vs_aiokafka_same_work": t["replay"] / t["aiokafka_same"],
+            "path_vs_core": results["core"]["path_rate"] / results["core"]["core_rate"],
+            "two_workers_vs_one": t["worker_x2"] / t["worker"],
+            "claim_keyed_vs_member_keyed": t["worker_claim_keyed"] / t["worker"],
         }
         results["peak_kib"] = {
-            "worker": median(r["peak_kib"] for r in series["worker"]),
-            "replay": median(r["peak_kib"] for r in series["replay"]),
-            "naive_faust": median(r["peak_kib"] for r in series["naive"]),
+            name: median(r["peak_kib"] for r in series[name])
+            for name in ("worker", "replay", "faust_same", "faust_floor")
         }
         results["broker_cpu_share"] = {
             "worker": median(r["broker_cpu_share"] or 0 for r in series["worker"]),
@@ -462,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         broker.stop()
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     log(f"wrote {args.out}")
-    print(json.dumps({k: results[k] for k in ("throughput", "ratios", "core", "latency", "restart")}, indent=2))
+    print(json.dumps({k: results[k] for k in ("throughput", "ratios", "core", "latency")}, indent=2))
     return 0
 
 

@@ -103,6 +103,8 @@ class ClaimHistory:
         self._pending: dict[str, int] = {}
         """Undelivered decisions per member in `_working`."""
         self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._fingerprinted: tuple[Claim, tuple[str, ...]] | None = None
+        """The last claim's line fingerprints: `duplicates` and `record` ask for the same claim in turn."""
 
     @classmethod
     def in_memory(cls, window_days: int = DEFAULT_WINDOW_DAYS) -> ClaimHistory:
@@ -162,8 +164,8 @@ class ClaimHistory:
             for fingerprint, line_number in held.get("lines", ()):
                 owners.setdefault(fingerprint, (claim_id, line_number))
         found: dict[int, str] = {}
-        for line in claim.lines:
-            owner = owners.get(line_fingerprint(claim, line))
+        for line, fingerprint in zip(claim.lines, self._fingerprints(claim), strict=True):
+            owner = owners.get(fingerprint)
             if owner is not None:
                 found[line.line_number] = f"claim {owner[0]} line {owner[1]}"
         return found
@@ -182,6 +184,14 @@ class ClaimHistory:
             return None
         by = held.get("by")
         return str(by) if by else None
+
+    def _fingerprints(self, claim: Claim) -> tuple[str, ...]:
+        last = self._fingerprinted
+        if last is not None and last[0] is claim:
+            return last[1]
+        fingerprints = tuple(line_fingerprint(claim, line) for line in claim.lines)
+        self._fingerprinted = (claim, fingerprints)
+        return fingerprints
 
     def sizes(self) -> dict[str, int]:
         """Entries held in memory: decoded records, and those waiting for delivery."""
@@ -214,8 +224,10 @@ class ClaimHistory:
         lines: tuple[tuple[str, int], ...] = ()
         if claim.frequency_code != "8":
             lines = tuple(
-                (line_fingerprint(claim, line), line.line_number)
-                for line, result in zip(claim.lines, decision.lines, strict=True)
+                (fingerprint, line.line_number)
+                for line, result, fingerprint in zip(
+                    claim.lines, decision.lines, self._fingerprints(claim), strict=True
+                )
                 if result.rule != "claim.duplicate"  # a duplicate is not an original for later checks
             )
         held: dict[str, Any] = {

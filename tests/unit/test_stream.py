@@ -309,3 +309,27 @@ async def test_an_input_is_forwarded_to_its_members_partition_then_decided_there
     assert publisher.sent[2][0] == "out.adjudicated"
     decided = [json.loads(line) for line in log.getvalue().splitlines() if '"claim.decided"' in line]
     assert [(d["source_topic"], d["source_partition"], d["source_offset"]) for d in decided] == [("in", 2, 41)]
+
+
+async def test_a_claim_breaking_the_contract_is_dead_lettered_on_its_members_partition(
+    policies: PolicyBook, log: io.StringIO
+) -> None:
+    """Forwarding reads only the member id; the member's partition validates the rest, with the first position."""
+    publisher = FakePublisher()
+    step = StreamHandler(Processor(policies), publisher, REKEYED, Metrics(), retry_initial=0.001, retry_max=0.002)
+    event = claim_event(claim_id="BAD", member_id="M-18")
+    event["claim"]["lines"][0]["units"] = 1.5  # a JSON number: the contract refuses it
+    raw = to_bytes(event)
+    no_member = to_bytes({**event, "claim": {**event["claim"], "member": {"line_of_business": "aso"}}})
+    await handle_batch(step, [Incoming(raw, b"BAD", "in", 1, 5), Incoming(no_member, b"BAD2", "in", 1, 6)])
+    (forward, dead_at_once) = publisher.sent
+    assert forward[:2] == ("g-claims-by-member-repartition", b"M-18")
+    assert dead_at_once[0] == "out.dead-letter", "no member id to read: dead-lettered on the first hop"
+    back = Incoming(
+        raw, b"M-18", "g-claims-by-member-repartition", publisher.partitions[0] or 0, 3, tuple(publisher.headers[0])
+    )
+    await handle_batch(step, [back])
+    topic, key, value = publisher.sent[2]
+    record = json.loads(value)
+    assert (topic, key, record["kind"]) == ("out.dead-letter", b"BAD", "schema_violation")
+    assert (record["source"]["topic"], record["source"]["partition"], record["source"]["offset"]) == ("in", 1, 5)

@@ -13,7 +13,9 @@ Batches are still delivered one after the other, in order.
 With re-keying on (`Topics.by_member`), an input is first only read and forwarded to the
 member's partition of the internal topic (its "output" is the forwarded copy, delivered and
 acknowledged like any other), and it is decided when it comes back from that topic
-(`worker.stream.rekey`). An input that cannot be read is dead-lettered at once.
+(`worker.stream.rekey`). Forwarding reads only the member id (the member's partition validates
+the rest, and dead-letters what breaks the contract with the input's own position); an input
+with no member id to read is parsed in full and dead-lettered at once.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from claims_contracts.v1 import SourcePosition
@@ -138,8 +141,17 @@ class StreamHandler:
         self._undelivered: dict[str, Emitted] = {}
         """Inputs decided but not yet delivered, in any prepared batch, by event id: a redelivery
         of one of them is skipped ("already emitted" is only recorded after delivery)."""
+        self._line_counters: dict[tuple[str, str], Any] = {}
+        """Children of the line-outcome counter (outcomes times rules: bounded by the policy)."""
         self._resolving: set[str] = set()
         """Pends that reviews in a prepared batch resolve, not yet delivered: a second review of one is refused."""
+
+    def _line_counter(self, outcome: str, rule: str) -> Any:
+        # A labelled child looked up once per (outcome, rule): `labels()` costs more than `inc()`.
+        child = self._line_counters.get((outcome, rule))
+        if child is None:
+            child = self._line_counters[(outcome, rule)] = self.metrics.line_outcomes.labels(outcome, rule)
+        return child
 
     def delivering_for(self, now: float) -> float:
         """Seconds the batch in hand has waited for its acknowledgements (0 when none waits)."""
@@ -198,13 +210,19 @@ class StreamHandler:
         """Send a readable input on to its member's partition, unchanged; dead-letter an unreadable one."""
         position = _position(incoming)
         review = self.topics.reviews is not None and incoming.topic == self.topics.reviews
-        try:
-            if review:
-                member = self.processor.parse_review(incoming.value).member_id
-            else:
-                member = self.processor.parse(incoming.value).claim.member.member_id
-        except dead_letter.Unreadable as unreadable:
-            return self._outgoing(incoming, self.processor.dead_lettered(incoming.value, unreadable, position), taken)
+        # The hop needs only the member id: read it without validating the rest, which the
+        # member's partition does anyway. What has no member id to read is parsed in full here,
+        # so it is dead-lettered at once with the contract's reason.
+        member = member_of(incoming.value, self.processor.max_input_bytes, review=review)
+        if member is None:
+            try:
+                if review:
+                    member = self.processor.parse_review(incoming.value).member_id
+                else:
+                    member = self.processor.parse(incoming.value).claim.member.member_id
+            except dead_letter.Unreadable as unreadable:
+                dead = self.processor.dead_lettered(incoming.value, unreadable, position)
+                return self._outgoing(incoming, dead, taken)
         assert self.topics.by_member is not None  # noqa: S101 - only called when re-keying
         partition = member_partition(member, self.topics.partitions)
         headers = [(name, value or b"") for name, value in without_source(incoming.headers)]
@@ -374,7 +392,7 @@ class StreamHandler:
             if result.decision.queue is not None:
                 self.metrics.pends_opened.labels(result.decision.queue).inc()
             for line in result.event.lines:
-                self.metrics.line_outcomes.labels(line.outcome.value, line.rule).inc()
+                self._line_counter(line.outcome.value, line.rule).inc()
             now = time.perf_counter()
             self.metrics.latency.observe(now - item.taken)
             audit.record_decision(result, source=source, output_topic=item.topic, started=item.taken, now=now)
@@ -383,6 +401,28 @@ class StreamHandler:
             audit.record_dead_letter(result, source=source, output_topic=item.topic)
         if self.on_progress is not None:
             self.on_progress(item.incoming)
+
+
+MEMBER_ID_BYTES = 80
+"""The contract's longest member id."""
+
+
+def member_of(raw: bytes, max_bytes: int, *, review: bool = False) -> str | None:
+    """The member id of a claim event (or a review decision), read without validating the rest.
+
+    None when there is none to read (too large, not JSON, not where the contract puts it, not
+    a string of the contract's length): the caller parses the input in full to say why.
+    """
+    if len(raw) > max_bytes:
+        return None
+    try:
+        event = orjson.loads(raw)
+        member = event["member_id"] if review else event["claim"]["member"]["member_id"]
+    except (orjson.JSONDecodeError, TypeError, KeyError):
+        return None
+    if isinstance(member, str) and 0 < len(member) <= MEMBER_ID_BYTES:
+        return member
+    return None
 
 
 def _position(incoming: Incoming) -> SourcePosition:

@@ -23,7 +23,6 @@ live with it; when an upgrade changes Faust, this module is what to read again.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
@@ -31,6 +30,7 @@ from collections.abc import Collection, Iterator, MutableMapping
 from typing import Any
 
 import faust
+import orjson
 from faust.types import TP
 
 from worker import audit
@@ -195,10 +195,10 @@ class TableView(MutableMapping[str, Any]):
         raw = self._get_raw(key.encode())
         if raw is None:
             raise KeyError(key)
-        return json.loads(raw)
+        return orjson.loads(raw)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        raw_key, raw = key.encode(), json.dumps(value, separators=(",", ":")).encode()
+        raw_key, raw = key.encode(), orjson.dumps(value)
         store = self.table.data
         if hasattr(store, "_db_for_partition"):
             store._db_for_partition(self.partition).put(raw_key, raw)
