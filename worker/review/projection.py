@@ -133,7 +133,7 @@ class Projection:
         if row is None:
             return None
         body: dict[str, Any] = json.loads(row[0])
-        if any(open_.pend_event_id == pend_event_id for open_ in self.open_pends()):
+        if self.db.execute(f"SELECT 1 FROM ({OPEN}) WHERE pend_event_id = ?", (pend_event_id,)).fetchone():  # noqa: S608 - OPEN is the constant above
             return body, "open"
         closed = self.db.execute("SELECT how FROM closed WHERE pend_event_id = ?", (pend_event_id,)).fetchone()
         return body, str(closed[0]) if closed else "superseded"

@@ -212,12 +212,14 @@ async def metrics(request: web.Request) -> web.Response:
     oldest = Gauge(
         "claims_oldest_open_pend_seconds", "Age of the oldest open pend, by queue.", ["queue"], registry=registry
     )
+    longest: dict[str, float] = {}
     for pend in bench.projection.open_pends():
         waited = (now - pend.decided_at).total_seconds()
         bucket = next(name for limit, name in AGES if limit is None or waited < limit)
         opened.labels(pend.queue, bucket).inc()
-        current = oldest.labels(pend.queue)
-        current.set(max(current._value.get(), waited))  # noqa: SLF001 - a gauge's own value, read back
+        longest[pend.queue] = max(longest.get(pend.queue, 0.0), waited)
+    for queue, waited in longest.items():
+        oldest.labels(queue).set(waited)
     return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
