@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
@@ -78,3 +79,16 @@ def test_the_password_is_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "hunter2" not in repr(settings)
     assert settings.sasl_password is not None
     assert settings.sasl_password.get_secret_value() == "hunter2"
+
+
+@pytest.mark.parametrize(("kind", "module"), [("uvloop", "uvloop"), ("asyncio", "asyncio")])
+def test_the_event_loop_is_the_one_the_settings_name(kind: str, module: str) -> None:
+    from worker.stream.app import new_event_loop
+
+    loop = new_event_loop(kind)
+    try:
+        assert type(loop).__module__.split(".")[0] == module
+        assert loop.run_until_complete(asyncio.sleep(0, result=7)) == 7
+    finally:
+        loop.close()
+    assert Settings().event_loop == "uvloop"
