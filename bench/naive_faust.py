@@ -5,7 +5,8 @@ Run as `python -m bench.naive_faust worker --without-web -l warning` with BENCH_
 - `BENCH_WORK=trivial` (parse the JSON, add a field) or `same` (the worker's `Processor`, with a
   claim history, one output per input: the same work as the worker);
 - `BENCH_BATCH=0`: one event at a time, each send awaited (the naive agent); `N`: `take_events(N)`
-  batches, the sends of a batch awaited together (Faust's floor, with trivial work).
+  batches, the sends of a batch awaited together (Faust's floor, with trivial work);
+- `BENCH_TRANSPORT=kafka` (aiokafka, Faust's default) or `confluent` (Faust's librdkafka driver).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import orjson
 
 WORK = os.environ.get("BENCH_WORK", "trivial")
 BATCH = int(os.environ.get("BENCH_BATCH", "0"))
+TRANSPORT = os.environ.get("BENCH_TRANSPORT", "kafka")
 
 app = faust.App(
     os.environ.get("BENCH_APP_ID", "naive-bench"),
-    broker="kafka://" + os.environ.get("BENCH_BROKER", "127.0.0.1:9092"),
+    broker=f"{TRANSPORT}://" + os.environ.get("BENCH_BROKER", "127.0.0.1:9092"),
     key_serializer="raw",
     value_serializer="raw",
     store="memory://",

@@ -218,8 +218,11 @@ class Run:
             "worker_cpu_s": worker_cpu,
         }
 
-    def faust(self, *, work: str, batch: int) -> dict[str, Any]:
-        """A Faust agent as a user writes it: `work` trivial or same, one at a time (batch 0) or in batches."""
+    def faust(self, *, work: str, batch: int, transport: str = "kafka") -> dict[str, Any]:
+        """A Faust agent as a user writes it: `work` trivial or same, one at a time (batch 0) or in batches.
+
+        `transport`: `kafka` (aiokafka) or `confluent` (Faust's librdkafka driver).
+        """
         output = f"{self.input}.faust-{uuid.uuid4().hex[:4]}"
         asyncio.run(self.create(output))
         env = dict(
@@ -230,6 +233,7 @@ class Run:
             BENCH_OUT=output,
             BENCH_WORK=work,
             BENCH_BATCH=str(batch),
+            BENCH_TRANSPORT=transport,
         )
         cmd = [sys.executable, "-m", "bench.naive_faust", "worker", "--without-web", "-l", "warn"]
         return self.run_processes([(cmd, env)], output)
@@ -295,7 +299,6 @@ class Run:
             {
                 "CLAIMS_INPUT_TOPIC": source,
                 "CLAIMS_WEB_PORT": str(20000 + (uuid.uuid4().int % 20000)),
-                "CLAIMS_BATCH_WITHIN_SECONDS": "0.005",
                 "CLAIMS_PRODUCER_LINGER_MS": "1",
             }
         )
@@ -425,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = Run(broker, data, args.repeats, workdir)
         names = (
-            "plain", "aiokafka_same", "faust_floor", "faust_same", "quix_same",
+            "plain", "aiokafka_same", "faust_floor", "faust_floor_confluent", "faust_same", "quix_same",
             "worker", "worker_claim_keyed", "replay", "worker_x2",
         )  # fmt: skip
         series: dict[str, list[Any]] = {name: [] for name in names}
@@ -440,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             log("batched Faust agent, trivial work (the floor)")
             series["faust_floor"].append(run.faust(work="trivial", batch=500))
+            log("batched Faust agent, trivial work, on Faust's confluent:// transport (librdkafka)")
+            series["faust_floor_confluent"].append(run.faust(work="trivial", batch=500, transport="confluent"))
             log("naive Faust agent, same work")
             series["faust_same"].append(run.faust(work="same", batch=0))
             log("quix-streams application, same work")
@@ -476,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
             "path_vs_core": results["core"]["path_rate"] / results["core"]["core_rate"],
             "two_workers_vs_one": t["worker_x2"] / t["worker"],
             "claim_keyed_vs_member_keyed": t["worker_claim_keyed"] / t["worker"],
+            "faust_floor_confluent_vs_aiokafka": t["faust_floor_confluent"] / t["faust_floor"],
         }
         results["peak_kib"] = {
             name: median(r["peak_kib"] for r in series[name])

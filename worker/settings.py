@@ -68,8 +68,9 @@ class Settings(BaseSettings):
         default="uvloop",
         description="Event loop of `run`: uvloop (about 8% less CPU a claim, measured) or the standard one.",
     )
-    batch_size: int = Field(default=500, ge=1, le=10_000, description="Claims taken per batch.")
-    batch_within_seconds: float = Field(default=0.05, gt=0, le=10, description="Longest wait to fill a batch.")
+    batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="Most inputs decided per batch (a batch is at most one fetch)."
+    )
     max_input_bytes: int = Field(default=1_048_576, ge=1024, description="Larger inputs are dead-lettered unread.")
     history_window_days: int = Field(
         default=365,
@@ -120,6 +121,15 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(default=10.0, gt=0, description="Consumer group session timeout.")
     heartbeat_interval_seconds: float = Field(default=3.0, gt=0, description="Consumer group heartbeat.")
     rebalance_timeout_seconds: float = Field(default=10.0, gt=0, description="Consumer group rebalance timeout.")
+    commit_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description=(
+            "How often acknowledged input offsets are committed: what a killed worker's successor decides again"
+            " (identically) is about this many seconds of input."
+        ),
+    )
     ready_probe_seconds: float = Field(default=2.0, gt=0, description="How often the brokers are probed for readiness.")
     ready_timeout_seconds: float = Field(
         default=5.0,

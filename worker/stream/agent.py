@@ -1,9 +1,11 @@
-"""The adjudication agent: batches from Faust, read back across gaps, decided, delivered, released.
+"""The adjudication agent: batches from the intake, read back across gaps, decided, delivered, released.
 
-One batch is delivered while the next is decided: deciding is CPU work, delivering
-mostly waits for the broker's acknowledgements. Batches are still delivered one
-after the other, in order, and a batch's messages are released to Faust (so their
-offsets can be committed) only once its outputs are acknowledged.
+The agent takes whole fetches from the intake (`worker.stream.intake`), not events from its
+Faust stream, which it never iterates: Faust still starts, supervises and stops it (before
+the consumer commits), as any agent. One batch is delivered while the next is decided:
+deciding is CPU work, delivering mostly waits for the broker's acknowledgements. Batches are
+still delivered one after the other, in order, and a batch's messages are acknowledged to
+Faust's consumer (so their offsets can be committed) only once its outputs are.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 import faust
 
 from worker.stream.batch import Incoming, Outgoing, StreamHandler
-from worker.stream.faust_quirks import hold_until_delivered, let_batches_queue, release
+from worker.stream.faust_quirks import let_batches_queue, release, subscribe, track, wait_for_producer_buffer
+from worker.stream.intake import Intake
 from worker.stream.offsets import Gap, GapCheck
 
 
@@ -30,29 +33,27 @@ def _header_pairs(headers: Any) -> list[tuple[str, bytes | None]]:
 def register_agent(
     app: faust.App,
     source: Any,
+    intake: Intake,
     handler: StreamHandler,
     checks: Sequence[GapCheck],
-    *,
-    batch_size: int,
-    within_seconds: float,
 ) -> Any:
-    """Register the adjudication agent on its topics; return it (component tests drive it).
+    """Register the adjudication agent on its topics; return it.
 
     One agent reads both the input and the repartition topic (`worker.stream.rekey`), so both
     are co-partitioned with the history table and share the guards on their offsets.
     """
 
-    async def prepare(events: list[Any]) -> tuple[list[Outgoing], list[tuple[GapCheck, list[Gap]]]]:
+    async def prepare(messages: list[Any]) -> tuple[list[Outgoing], list[tuple[GapCheck, list[Gap]]]]:
         incoming = [
             Incoming(
-                value=event.message.value or b"",
-                key=event.message.key,
-                topic=event.message.topic,
-                partition=event.message.partition,
-                offset=event.message.offset,
-                headers=tuple(_header_pairs(event.message.headers)),
+                value=message.value or b"",
+                key=message.key,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                headers=tuple(_header_pairs(message.headers)),
             )
-            for event in events
+            for message in messages
         ]
         recovered: list[Incoming] = []
         confirmed: list[tuple[GapCheck, list[Gap]]] = []
@@ -62,27 +63,36 @@ def register_agent(
             confirmed.append((check, gaps))
         return handler.prepare(recovered + incoming), confirmed
 
-    async def deliver(events: list[Any], outgoing: list[Outgoing], confirmed: list[tuple[GapCheck, list[Gap]]]) -> None:
+    async def deliver(
+        messages: list[Any], outgoing: list[Outgoing], confirmed: list[tuple[GapCheck, list[Gap]]]
+    ) -> None:
         await handler.deliver(outgoing)
         for check, gaps in confirmed:
             await check.confirm(gaps)
-        release(events)
+        release(app, messages)
 
     @app.agent(source, concurrency=1)  # concurrency 1: >1 can commit past in-flight events (faust #606)
     async def adjudicate(stream: Any) -> None:
-        hold_until_delivered(stream)
-        let_batches_queue(app, batch_size)
+        # Before the first await, as a stream's first iteration would: the conductor subscribes
+        # once the agents have started, and a topic added later waits for a resubscription.
+        subscribe(app, source)
+        let_batches_queue(app, intake.batch_size)
         delivering: asyncio.Future[None] | None = None
         waiting: tuple[list[Any], list[Outgoing], list[tuple[GapCheck, list[Gap]]]] | None = None
         try:
-            async for events in stream.take_events(batch_size, within=within_seconds):
-                preparing = asyncio.ensure_future(prepare(events))
+            while True:
+                messages = await intake.take()
+                track(app, messages)  # from here a rebalance or a shutdown waits for them
+                # As Faust's conductor does before each event: the table's changelog writes queue
+                # in the producer's buffer, and the intake must not outrun it.
+                await wait_for_producer_buffer(app)
+                preparing = asyncio.ensure_future(prepare(messages))
                 try:
                     await asyncio.shield(preparing)
                 finally:
                     # Also on a shutdown: a batch being read back and decided is finished, then sent.
                     decided, confirmed = await preparing
-                    waiting = (events, decided, confirmed)
+                    waiting = (messages, decided, confirmed)
                 if delivering is not None:
                     await asyncio.shield(delivering)
                 delivering, waiting = asyncio.ensure_future(deliver(*waiting)), None

@@ -24,6 +24,7 @@ from worker.stream.agent import register_agent
 from worker.stream.batch import Incoming, StreamHandler, Topics
 from worker.stream.faust_quirks import BoundedWorker, TableView, guard_consumer, serve_only_own_pages
 from worker.stream.health import BrokerProbe, Runtime, serve_health
+from worker.stream.intake import Intake
 from worker.stream.metrics import Metrics
 from worker.stream.offsets import GapCheck, GapReader
 from worker.stream.topics import TABLES, largest_message_bytes, max_message_bytes, repartition_topic
@@ -108,6 +109,7 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
         broker_rebalance_timeout=settings.rebalance_timeout_seconds,
+        broker_commit_interval=settings.commit_interval_seconds,
         producer_linger=settings.producer_linger_ms / 1000,
         # The producer takes what the output topics take (a larger output is turned into a dead letter).
         producer_max_request_size=largest_message_bytes() + dead_letter.RECORD_SLACK,
@@ -121,8 +123,10 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
     by_member = repartition_topic(settings)
     consumed = (settings.input_topic, settings.reviews_topic, by_member)
     source = app.topic(*consumed, partitions=settings.partitions, key_type=bytes, value_type=bytes)
-    # Before anything creates the consumer: these topics' offsets are checked by us, not Faust.
-    guard_consumer(app, consumed, fetch_max_wait_ms=settings.fetch_max_wait_ms)
+    intake = Intake(lambda: app.flow_control, lambda: app.consumer_generation_id, settings.batch_size)
+    # Before anything creates the consumer: these topics' offsets are checked by us, not Faust,
+    # and their fetches go to the intake whole.
+    guard_consumer(app, consumed, fetch_max_wait_ms=settings.fetch_max_wait_ms, intake=intake)
     (table_name,) = TABLES
     table = app.Table(
         table_name,
@@ -172,9 +176,8 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
     checks = [
         GapCheck(app, topic, GapReader(connection, topic, read_committed=read_committed), metrics) for topic in consumed
     ]
-    runtime.agent = register_agent(
-        app, source, handler, checks, batch_size=settings.batch_size, within_seconds=settings.batch_within_seconds
-    )
+    runtime.intake = intake
+    runtime.agent = register_agent(app, source, intake, handler, checks)
     probe = BrokerProbe(connection, settings.ready_timeout_seconds)
     serve_health(app, runtime, probe, input_topic=settings.input_topic, probe_seconds=settings.ready_probe_seconds)
 

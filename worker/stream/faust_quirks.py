@@ -6,13 +6,17 @@ live with it; when an upgrade changes Faust, this module is what to read again.
 - `guard_consumer`: Faust commits across offset jumps it made itself, and one offset
   past the committed one (see `worker.stream.offsets`); it also fixes the fetch wait at
   1,500 ms with no setting.
-- `hold_until_delivered` / `release`: `take_events` acks a batch in a `finally`, and
-  the stream's drainer acks what it still pulls, so outputs never sent are committed past.
+- `guard_consumer`'s drain loop, `subscribe`, `track`, `release`: Faust's fetcher hands
+  each record to the agent through four tasks, the conductor, a channel and a stream; the
+  worker takes whole fetches instead (`worker.stream.intake`), so it subscribes to the topics,
+  counts messages in process and acknowledges them itself. (The stream path also acked
+  events never delivered: `take_events` acks its batch in a `finally`.)
 - `TableView`: Faust picks a table's partition (its RocksDB database and changelog partition)
   from the event being iterated, one per batch, and asserts there is one.
 - `BoundedWorker`: a worker whose agent keeps crashing ignored SIGTERM for over an hour.
-- `let_batches_queue`: the producer buffer makes the stream wait at 100 pending messages,
-  warning each time.
+- `let_batches_queue`, `wait_for_producer_buffer`: the producer buffer of table changelog
+  writes is checked before each batch, as the conductor checked it before each event; at
+  Faust's 100 pending messages it would stop the agent every few claims, warning each time.
 - `serve_only_own_pages`: Faust's web server serves its own pages beside ours: `/` (status),
   `/router/` and `/table/<name>/<key>/`, which shows a table's value for any key (whether a
   claim exists, and its decision) to anyone who reaches the port.
@@ -23,6 +27,7 @@ live with it; when an upgrade changes Faust, this module is what to read again.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
@@ -31,16 +36,25 @@ from typing import Any
 
 import faust
 import orjson
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import TP
 
 from worker import audit
+from worker.stream.intake import Intake
 
 
-def guard_consumer(app: Any, guarded: str | Collection[str], *, fetch_max_wait_ms: int | None = None) -> None:
+def guard_consumer(
+    app: Any,
+    guarded: str | Collection[str],
+    *,
+    fetch_max_wait_ms: int | None = None,
+    intake: Intake | None = None,
+) -> None:
     """Install the guarded consumer class on the app's transport (before the consumer exists).
 
     The guarded consumer stops treating jumps in the input topic's offsets as acknowledged,
     and refuses to commit past an offset that is neither acknowledged nor a confirmed gap.
+    With an intake, it hands each fetch of the guarded topics to it whole (`worker.stream.intake`).
 
     Args:
         app: the Faust app.
@@ -48,6 +62,8 @@ def guard_consumer(app: Any, guarded: str | Collection[str], *, fetch_max_wait_m
         fetch_max_wait_ms: the longest a fetch waits on the broker for data; Faust fixes it at
             1,500 ms. A broker that does not answer a waiting fetch when data arrives (the
             embedded one) then adds up to that much latency to every claim.
+        intake: where fetched messages of the guarded topics go, a fetch at a time, instead of
+            through the conductor to the agent's stream one at a time.
     """
     base: Any = app.transport.Consumer
     topics = frozenset((guarded,) if isinstance(guarded, str) else guarded)
@@ -95,7 +111,87 @@ def guard_consumer(app: Any, guarded: str | Collection[str], *, fetch_max_wait_m
                 thread._create_worker_consumer = create_with_wait
             return thread
 
+        async def _drain_messages(self, fetcher: Any) -> None:
+            if intake is None:
+                await super()._drain_messages(fetcher)
+            else:
+                await _drain_to_intake(self, fetcher, topics, intake)
+
     app.transport.Consumer = GuardedConsumer
+
+
+async def _drain_to_intake(consumer: Any, fetcher: Any, topics: frozenset[str], intake: Intake) -> None:
+    """Faust's `Consumer._drain_messages` (faust-streaming 0.15.x), a fetch at a time.
+
+    Faust's loop awaits `wait_first(callback(message), suspend_flow.wait())` for every record:
+    four tasks started and three cancelled a record, then the conductor, a channel queue and the
+    stream. This loop keeps Faust's bookkeeping as it is (read offsets, gaps of other topics,
+    `commit_every`, flow and generation checks, the fetching flag) and offers the guarded topics'
+    records of one fetch to the intake in one call; records of other topics (changelogs read for
+    standbys, the assignor's topic) still go to Faust's callback one by one.
+    """
+    callback = consumer.callback
+    stopping = consumer._stopped.is_set
+    fetcher_stopping = fetcher._stopped.is_set
+    try:
+        while not (stopping() or fetcher_stopping()):
+            consumer.diag.set_flag(CONSUMER_FETCHING)
+            records, active = await consumer._wait_next_records(1.0)
+            await consumer.sleep(0)  # as Faust's loop: a fetch that returns at once still yields
+            if records is None or consumer.should_stop:
+                continue
+            if not consumer.flow_active:
+                # Fetched across a rebalance: Faust seeks back to the committed offsets.
+                try:
+                    await consumer.perform_seek()
+                except Exception as error:  # noqa: BLE001 - as Faust: the next rebalance seeks again
+                    consumer.log.warning("exception performing seek when flow not active %r", error)
+                continue
+            batch = await _read_fetch(consumer, records, active, topics, callback)
+            if batch:
+                await consumer.wait_first(intake.offer(batch), consumer.suspend_flow.wait())
+            consumer.diag.unset_flag(CONSUMER_FETCHING)
+    except consumer.consumer_stopped_errors:
+        if not consumer.transport.app.should_stop:
+            raise
+    except asyncio.CancelledError:
+        if not consumer.transport.app.should_stop:
+            raise
+    finally:
+        consumer.diag.unset_flag(CONSUMER_FETCHING)
+
+
+async def _read_fetch(consumer: Any, records: Any, active: Any, topics: frozenset[str], callback: Any) -> list[Any]:
+    """One fetch's records as messages: the guarded topics' returned, the others delivered one by one."""
+    read_offset = consumer._read_offset
+    acks_enabled_for = consumer.app.topics.acks_enabled_for
+    to_message = consumer._to_message
+    generation = consumer.app.consumer_generation_id
+    batch: list[Any] = []
+    for tp, tp_records in records.items():
+        if active is not None and tp not in active and tp not in consumer._buffered_partitions:
+            continue
+        consumer.app.monitor.track_tp_end_offset(tp, consumer.highwater(tp))
+        guarded = tp.topic in topics
+        for record in tp_records:
+            if not consumer.flow_active or consumer.app.consumer_generation_id != generation:
+                return []  # a rebalance began: all is read again after it, from the committed offsets
+            message = to_message(tp, record)
+            offset = message.offset
+            last = read_offset[tp]
+            if last is not None and offset < last:
+                continue  # already read (Faust drops these too)
+            if last and offset - last > 1 and not guarded and acks_enabled_for(message.topic):
+                await consumer._add_gap(tp, last + 1, offset)  # the guarded topics' gaps: offsets.GapCheck
+            if consumer._commit_every is not None and consumer._n_acked >= consumer._commit_every:
+                consumer._n_acked = 0
+                await consumer.commit()
+            if guarded:
+                batch.append(message)
+            else:
+                await consumer.wait_first(callback(message), consumer.suspend_flow.wait())
+            read_offset[tp] = offset
+    return batch
 
 
 async def confirm_gap(app: Any, topic: str, partition: int, start: int, end: int) -> None:
@@ -109,35 +205,36 @@ def committed_offset(app: Any, topic: str, partition: int) -> int | None:
     return value
 
 
-def hold_until_delivered(stream: Any) -> None:
-    """Give every message an extra reference the moment it enters the stream.
+def subscribe(app: Any, source: Any) -> None:
+    """Have the consumer subscribe to the agent's topics, which no stream iterates (`worker.stream.intake`).
 
-    Faust acknowledges events the agent never finished: `take_events` acks its batch in a
-    `finally` (also when a shutdown cancels the agent mid-batch), and once it exits the
-    stream's passive drainer acks whatever it still pulls from the channel. Faust then
-    commits past inputs whose outputs were never sent. The extra reference is released by
-    `release` only after the batch is delivered, so no stray ack makes an unprocessed message
-    final. The processor runs before `take_events`' own handling.
+    Faust subscribes to a topic when a stream first iterates it (`Topic.__aiter__` adds it to
+    the conductor); the agent takes fetches from the intake instead, so the topic is added here,
+    from the agent's first step on the running loop (the conductor's futures belong to it).
     """
-
-    def hold(value: Any) -> Any:
-        event = stream.current_event
-        if event is not None:
-            event.message.incref()
-        return value
-
-    stream.add_processor(hold)
+    app.topics.add(source)
 
 
-def release(events: list[Any]) -> None:
-    """Drop the references `hold_until_delivered` took, once the batch's outputs are acknowledged.
+def track(app: Any, messages: list[Any]) -> None:
+    """Count a batch's messages as in process: a rebalance's `wait_empty` waits for their acks.
 
-    With an ack, not a bare decref: `take_events` has usually acked the batch already (it
-    does when the next batch is asked for), and only the ack that brings the count to zero
-    marks the offset safe to commit.
+    The stream did this as it yielded each event; the intake's batches bypass the stream.
     """
-    for event in events:
-        event.ack()
+    track_message = app.consumer.track_message
+    for message in messages:
+        track_message(message)
+
+
+def release(app: Any, messages: list[Any]) -> None:
+    """Acknowledge a batch's messages, once its outputs are acknowledged: their offsets may be committed."""
+    consumer = app.consumer
+    for message in messages:
+        message.ack(consumer)
+
+
+async def wait_for_producer_buffer(app: Any) -> None:
+    """Wait while the producer's buffer of table changelog writes is over its size (`let_batches_queue`)."""
+    await app.producer.buffer.wait_until_ebb()
 
 
 def let_batches_queue(app: Any, batch_size: int) -> None:

@@ -26,7 +26,9 @@ class Runtime:
     metrics: Metrics
     handler: StreamHandler | None = None
     agent: Any = None
-    """The adjudication agent (component tests drive it with `test_context()`)."""
+    """The adjudication agent."""
+    intake: Any = None
+    """Where the consumer puts fetched batches for the agent (component tests offer them)."""
     assigned: set[tuple[str, int]] = field(default_factory=set)
     joined: bool = False
     last_offsets: dict[int, int] = field(default_factory=dict)

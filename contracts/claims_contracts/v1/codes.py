@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 from annotated_types import Interval
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BeforeValidator,
     GetCoreSchemaHandler,
@@ -71,6 +70,18 @@ def luhn_valid_npi(npi: str) -> bool:
     return (10 - total % 10) % 10 == int(npi[9])
 
 
+def _first_step(schema: core_schema.CoreSchema) -> core_schema.CoreSchema:
+    """What a chain publishes: its first step.
+
+    Pydantic publishes a chain's last step for outputs: a bare string, without the lengths and
+    the pattern the value was held to.
+    """
+    if schema["type"] == "chain":
+        first: core_schema.CoreSchema = schema["steps"][0]
+        return first
+    return schema
+
+
 @dataclass(frozen=True)
 class _Matching:
     """A string that must match a pattern.
@@ -88,12 +99,23 @@ class _Matching:
         return value
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        return core_schema.no_info_after_validator_function(self.check, handler(source))
+        # Checked in pydantic-core, not in Python (a dozen codes a claim): the type first, with
+        # pydantic's own error, then the pattern, with the error `check` would raise.
+        return core_schema.chain_schema(
+            [
+                handler(source),
+                core_schema.custom_error_schema(
+                    core_schema.str_schema(pattern=self.pattern),
+                    custom_error_type="value_error",
+                    custom_error_context={"error": self.message},
+                ),
+            ]
+        )
 
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> dict[str, Any]:
-        json_schema: dict[str, Any] = handler(schema)
+        json_schema: dict[str, Any] = handler(_first_step(schema))
         json_schema["pattern"] = self.pattern
         return json_schema
 
@@ -115,8 +137,21 @@ class _Written(_Matching):
         return core_schema.no_info_before_validator_function(self.check, handler(source))
 
 
-def _upper(value: str) -> str:
-    return value.upper()
+@dataclass(frozen=True)
+class _Upper:
+    """Upper-cases a string, in pydantic-core (after the checks before it)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.chain_schema([handler(source), core_schema.str_schema(to_upper=True)])
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        json_schema: dict[str, Any] = handler(_first_step(schema))
+        return json_schema
+
+
+_UPPER = _Upper()
 
 
 def _decimal_matching(pattern: re.Pattern[str], what: str) -> BeforeValidator:
@@ -144,16 +179,14 @@ Npi = Annotated[str, _Matching(NPI_PATTERN, "NPI must be 1 to 20 printable chara
 Icd10CmCode = Annotated[
     str,
     _Matching(ICD10CM_PATTERN, "a diagnosis code must be 1 to 10 printable characters without spaces"),
-    AfterValidator(_upper),
+    _UPPER,
 ]
 """An ICD-10-CM code as sent, upper-cased; the core judges its shape and validity on the date of service."""
 
 Ndc = Annotated[str, _Matching(NDC_PATTERN, "an NDC must be 1 to 20 printable characters without spaces")]
 """A National Drug Code as sent; the core reads it as 11 digits, or pends the line (CARC 16, M119)."""
 
-ProcedureCode = Annotated[
-    str, _Matching(HCPCS_PATTERN, "HCPCS/CPT code must be 5 letters or digits"), AfterValidator(_upper)
-]
+ProcedureCode = Annotated[str, _Matching(HCPCS_PATTERN, "HCPCS/CPT code must be 5 letters or digits"), _UPPER]
 """A HCPCS Level II or CPT code, upper-cased."""
 
 Units = Annotated[
