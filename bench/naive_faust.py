@@ -6,7 +6,8 @@ Run as `python -m bench.naive_faust worker --without-web -l warning` with BENCH_
   claim history, one output per input: the same work as the worker);
 - `BENCH_BATCH=0`: one event at a time, each send awaited (the naive agent); `N`: `take_events(N)`
   batches, the sends of a batch awaited together (Faust's floor, with trivial work);
-- `BENCH_TRANSPORT=kafka` (aiokafka, Faust's default) or `confluent` (Faust's librdkafka driver).
+- `BENCH_TRANSPORT=kafka` (aiokafka, Faust's default) or `confluent` (Faust's librdkafka driver;
+  on the embedded broker it never joins its group: docs/benchmarks-notes.md).
 """
 
 from __future__ import annotations

@@ -126,7 +126,6 @@ def markdown(results: dict[str, Any]) -> str:
         f"| aiokafka loop, same work | {t['aiokafka_same']:,.0f} | |",
         f"| batched Faust agent, trivial work (the floor) | {t['faust_floor']:,.0f}"
         f" | {results['peak_kib']['faust_floor'] / 1024:,.0f} MiB |",
-        f"| batched Faust agent, trivial work, `confluent://` transport | {t['faust_floor_confluent']:,.0f} | |",
         f"| naive Faust agent, same work | {t['faust_same']:,.0f}"
         f" | {results['peak_kib']['faust_same'] / 1024:,.0f} MiB |",
         f"| quix-streams application, same work | {t['quix_same'] or 0:,.0f} | |",

@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = Run(broker, data, args.repeats, workdir)
         names = (
-            "plain", "aiokafka_same", "faust_floor", "faust_floor_confluent", "faust_same", "quix_same",
+            "plain", "aiokafka_same", "faust_floor", "faust_same", "quix_same",
             "worker", "worker_claim_keyed", "replay", "worker_x2",
         )  # fmt: skip
         series: dict[str, list[Any]] = {name: [] for name in names}
@@ -443,8 +443,6 @@ def main(argv: list[str] | None = None) -> int:
             )
             log("batched Faust agent, trivial work (the floor)")
             series["faust_floor"].append(run.faust(work="trivial", batch=500))
-            log("batched Faust agent, trivial work, on Faust's confluent:// transport (librdkafka)")
-            series["faust_floor_confluent"].append(run.faust(work="trivial", batch=500, transport="confluent"))
             log("naive Faust agent, same work")
             series["faust_same"].append(run.faust(work="same", batch=0))
             log("quix-streams application, same work")
@@ -481,7 +479,6 @@ def main(argv: list[str] | None = None) -> int:
             "path_vs_core": results["core"]["path_rate"] / results["core"]["core_rate"],
             "two_workers_vs_one": t["worker_x2"] / t["worker"],
             "claim_keyed_vs_member_keyed": t["worker_claim_keyed"] / t["worker"],
-            "faust_floor_confluent_vs_aiokafka": t["faust_floor_confluent"] / t["faust_floor"],
         }
         results["peak_kib"] = {
             name: median(r["peak_kib"] for r in series[name])
