@@ -32,7 +32,7 @@ class SameWork:
         result = self.processor.process(value, self._position)
         if isinstance(result, self._decided):
             self.processor.remember(result, emitted=True)
-            return result.event.model_dump_json().encode()
+            return result.payload
         record = getattr(result, "record", None)
         return record.model_dump_json().encode() if record is not None else value
 

@@ -167,43 +167,44 @@ def lifecycle(event: str, **fields: Any) -> None:
 
 
 def decision_fields(decided: Decided) -> dict[str, Any]:
-    """The canonical fields of one decision (claim, policy, lines, trace, codes)."""
-    event = decided.event
+    """The canonical fields of one decision (claim, policy, lines, trace, codes), from its output body."""
+    body = decided.body
+    policy = body["policy"]
     return {
-        "claim_id": event.claim_id,
-        "member_id": event.member_id,
-        "source_event_id": str(event.source_event_id),
-        "output_event_id": str(event.event_id),
-        "policy_id": event.policy.policy_id,
-        "policy_versions": event.policy.versions,
-        "policy_revision": event.policy.revision,
+        "claim_id": body["claim_id"],
+        "member_id": body["member_id"],
+        "source_event_id": body["source_event_id"],
+        "output_event_id": body["event_id"],
+        "policy_id": policy["policy_id"],
+        "policy_versions": policy["versions"],
+        "policy_revision": policy["revision"],
         "pinned": decided.decision.pinned,
-        "outcome": event.event_type,
-        "queue": getattr(event, "queue", None),
-        "replaces_claim_id": event.replaces_claim_id,
-        "voids_claim_id": event.voids_claim_id,
-        "supersedes_event_id": str(event.supersedes_event_id) if event.supersedes_event_id else None,
+        "outcome": body["event_type"],
+        "queue": body.get("queue"),
+        "replaces_claim_id": body["replaces_claim_id"],
+        "voids_claim_id": body["voids_claim_id"],
+        "supersedes_event_id": body["supersedes_event_id"],
         "lines": [
             {
-                "line_number": line.line_number,
-                "outcome": line.outcome.value,
-                "rule": line.rule,
-                "sections": line.policy_sections,
-                "carc": line.carc,
-                "rarc": line.rarc,
-                "ncpdp_reject": line.ncpdp_reject,
-                "group_code": line.group_code.value if line.group_code else None,
+                "line_number": line["line_number"],
+                "outcome": line["outcome"],
+                "rule": line["rule"],
+                "sections": line["policy_sections"],
+                "carc": line["carc"],
+                "rarc": line["rarc"],
+                "ncpdp_reject": line["ncpdp_reject"],
+                "group_code": line["group_code"],
             }
-            for line in event.lines
+            for line in body["lines"]
         ],
         "rule_trace": [
             {
-                "line_number": hit.line_number,
-                "rule": hit.rule,
-                "sections": hit.policy_sections,
-                "evidence": hit.evidence,
+                "line_number": hit["line_number"],
+                "rule": hit["rule"],
+                "sections": hit["policy_sections"],
+                "evidence": hit["evidence"],
             }
-            for hit in event.trace
+            for hit in body["trace"]
         ],
     }
 

@@ -16,8 +16,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, TextIO, cast
 
-from pydantic import BaseModel
-
 from claims_contracts.v1 import SourcePosition
 from worker import __version__
 from worker.adjudication import PolicyBook, PolicyError
@@ -123,12 +121,11 @@ def cmd_adjudicate(args: argparse.Namespace) -> int:
         for number, raw in _lines(stream):
             result = processor.process(raw, SourcePosition(file_line=number))
             if isinstance(result, Decided):
-                model: BaseModel = result.event
+                out.write(result.payload)
             elif isinstance(result, DeadLettered):
-                model = result.record
+                out.write(result.record.model_dump_json().encode())
             else:  # skip_redelivered=False: a repeated input is decided again, never skipped
                 continue
-            out.write(model.model_dump_json().encode())
             out.write(b"\n")
             if isinstance(result, Decided):
                 processor.remember(result, emitted=True)

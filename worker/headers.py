@@ -10,7 +10,8 @@ line, when it is a well-formed W3C trace context: nothing else of a producer's h
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from claims_contracts.v1 import AdjudicationEvent, DeadLetterRecord, PendForReviewEvent
 
@@ -34,13 +35,29 @@ def output_headers(
 ) -> Headers:
     """The headers of one output event: its id, type and time, where it came from, and the trace."""
     time = output.dead_lettered_at if isinstance(output, DeadLetterRecord) else output.decided_at
+    return headers_of(
+        str(output.event_id),
+        output.event_type,
+        time.isoformat().replace("+00:00", "Z"),
+        source=source,
+        traceparent=traceparent,
+    )
+
+
+def body_headers(body: Mapping[str, Any], *, source: str, traceparent: str | None = None) -> Headers:
+    """The headers of a decision's output body (`worker.translate.body_from_decision`), as `output_headers`."""
+    return headers_of(body["event_id"], body["event_type"], body["decided_at"], source=source, traceparent=traceparent)
+
+
+def headers_of(event_id: str, event_type: str, time: str, *, source: str, traceparent: str | None = None) -> Headers:
+    """The headers of an output event, from its id, type and RFC 3339 time."""
     headers: Headers = [
         ("content-type", b"application/json"),
         ("ce_specversion", b"1.0"),
-        ("ce_id", str(output.event_id).encode()),
+        ("ce_id", event_id.encode()),
         ("ce_source", source.encode()),
-        ("ce_type", output.event_type.encode()),
-        ("ce_time", time.isoformat().replace("+00:00", "Z").encode()),
+        ("ce_type", event_type.encode()),
+        ("ce_time", time.encode()),
     ]
     if traceparent is not None:
         headers.append(("traceparent", traceparent.encode()))

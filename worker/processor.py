@@ -28,7 +28,7 @@ from worker import dead_letter
 from worker.adjudication import Claim, Decision, PolicyBook, adjudicate, output_event_id
 from worker.history import ClaimHistory, Emitted
 from worker.resolution import Resolved, ReviewRedelivered, parse_review, resolve
-from worker.translate import claim_from_event, event_from_decision
+from worker.translate import body_from_decision, claim_from_event, event_of, payload
 
 DEFAULT_MAX_INPUT_BYTES = 1_048_576
 """Inputs above 1 MiB are dead-lettered unread: no v1 claim of 999 lines comes near it."""
@@ -68,12 +68,25 @@ def utc_now() -> datetime:
 class Decided:
     """A claim that was read and decided."""
 
-    event: AdjudicationEvent | PendForReviewEvent
+    body: dict[str, Any]
+    """The output event as JSON values (`worker.translate.body_from_decision`); never changed once built."""
+    payload: bytes
+    """The output event's bytes, as published and written."""
     decision: Decision
     claim: Claim
     fingerprint: str
     """What the input said, canonically (`fingerprint`): a later input with the same event id is
     a redelivery only when it says the same."""
+
+    @property
+    def event(self) -> AdjudicationEvent | PendForReviewEvent:
+        """The output event as the contract's model, validated from the body (for callers that want it)."""
+        return event_of(self.body)
+
+    @property
+    def event_type(self) -> str:
+        """`claim.adjudicated` or `claim.pended`."""
+        return str(self.body["event_type"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +110,7 @@ Processed = Decided | DeadLettered | Redelivered
 
 def pend_of(decided: Decided) -> dict[str, Any] | None:
     """A pend-for-review event as the history keeps it (JSON values), for a review to resolve; None otherwise."""
-    return decided.event.model_dump(mode="json") if decided.decision.pended else None
+    return decided.body if decided.decision.pended else None
 
 
 class Processor:
@@ -223,14 +236,14 @@ class Processor:
                 claim.event_id, decision.policy_id, decision.policy_versions, context, revision=decision.revision
             )
             decision = dataclasses.replace(decision, event_id=identity)
-        output = event_from_decision(
+        body = body_from_decision(
             decision,
             claim,
             decided_at=self.clock(),
             supersedes_event_id=supersedes,
             superseded_by_claim_id=superseded_by,
         )
-        return Decided(output, decision, claim, fingerprint(event))
+        return Decided(body, payload(body), decision, claim, fingerprint(event))
 
     def remember(self, decided: Decided, *, emitted: bool = False) -> None:
         """Record a decision in the claim history.

@@ -7,27 +7,14 @@ and the core does not change. PHI fields of the contract are not copied.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any, TypeVar
-from uuid import UUID
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
 
-from pydantic import BaseModel
+import orjson
 
-from claims_contracts.v1 import (
-    AdjudicationEvent,
-    AdjustmentGroup,
-    BillingCode,
-    ClaimEvent,
-    ClaimType,
-    CoverageInformation,
-    LineOutcome,
-    LineResult,
-    PendForReviewEvent,
-    PolicyReference,
-    ReviewQueue,
-    RouteTo,
-    RuleHit,
-)
+from claims_contracts.v1 import AdjudicationEvent, ClaimEvent, PendForReviewEvent
 from worker.adjudication import Claim, Decision, Line, LineDecision, OtherPayer, PriorAuthorization
 from worker.adjudication.ndc import normalize
 
@@ -90,44 +77,31 @@ def claim_from_event(event: ClaimEvent) -> Claim:
     )
 
 
-_M = TypeVar("_M", bound=BaseModel)
+def instant(moment: datetime) -> str:
+    """A timestamp as the contract writes it (RFC 3339, `Z` for UTC), as pydantic serializes it."""
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def trusted(model: type[_M], **values: Any) -> _M:
-    """Build an output model from values the core produced, naming every field.
-
-    What `model.model_construct(**values)` does when every field is given, without its
-    per-field alias and default handling, which cost more than deciding the claim (a
-    dozen models a claim). No validation either way; the
-    contract tests check these models against `model_construct`, `model_validate`
-    and the published JSON Schemas.
-    """
-    built = model.__new__(model)
-    object.__setattr__(built, "__dict__", values)
-    object.__setattr__(built, "__pydantic_fields_set__", set(values))
-    object.__setattr__(built, "__pydantic_extra__", None)
-    object.__setattr__(built, "__pydantic_private__", None)
-    return built
+def _day(day: date | None) -> str | None:
+    return day.isoformat() if day is not None else None
 
 
-_OUTCOMES = {outcome.value: outcome for outcome in LineOutcome}
-_QUEUES = {queue.value: queue for queue in ReviewQueue}
-_ROUTES = {route.value: route for route in RouteTo}
-_GROUPS = {group.value: group for group in AdjustmentGroup}
-_CLAIM_TYPES = {kind.value: kind for kind in ClaimType}
+def _amount(value: Decimal | None) -> str | None:
+    return str(value) if value is not None else None
 
 
-def _line_result(line: LineDecision, billed: Line, claim: Claim, event_id: str, policy_id: str) -> LineResult:
-    """One output line: the decision, and what was billed, so a remittance needs nothing else."""
+def _line_result(line: LineDecision, billed: Line, claim: Claim, event_id: str, policy_id: str) -> dict[str, Any]:
+    """One output line (JSON values): the decision, and what was billed, so a remittance needs nothing else."""
     coverage = line.coverage
     # 11 digits when the NDC reads one way only; bare 10 digits could be three NDCs.
     ndc11 = normalize(billed.ndc).unique if billed.ndc is not None else None
     denied = line.outcome.value == "denied"
     code = billed.procedure_code
     billing_code = (
-        trusted(BillingCode, system="HCPCS", code=code)
+        {"system": "HCPCS", "code": code}
         if code is not None
-        else trusted(BillingCode, system="NDC", code=ndc11)
+        else {"system": "NDC", "code": ndc11}
         if ndc11 is not None
         else None
     )
@@ -138,59 +112,62 @@ def _line_result(line: LineDecision, billed: Line, claim: Claim, event_id: str, 
         ([f"section{'s' if len(numbered) > 1 else ''} {', '.join(numbered)}"] if numbered else []) + named
     )
     cited = f"{policy_id} {sections}" if sections else policy_id
-    return trusted(
-        LineResult,
-        line_number=line.line_number,
-        outcome=_OUTCOMES[line.outcome.value],
-        procedure_code=code,
-        modifiers=list(billed.modifiers),
-        ndc=ndc11,
-        route=billed.route,
-        service_date=billed.service_date,
-        units=billed.units,
-        charge_amount=billed.charge_amount,
-        adjustment_amount=billed.charge_amount if denied else None,
-        rule=line.rule,
-        policy_sections=list(line.sections),
-        policy_version=line.policy_version,
-        carc=list(line.carc),
-        rarc=list(line.rarc),
-        ncpdp_reject=list(line.ncpdp_reject),
-        group_code=_GROUPS[line.group_code] if line.group_code else None,
-        explanation=line.explanation,
-        route_to=_ROUTES[line.route_to] if line.route_to else None,
-        queue=_QUEUES[line.queue] if line.queue else None,
-        coverage=(
-            trusted(
-                CoverageInformation,
-                covered=coverage.covered,
-                pa_needed=coverage.pa_needed,
-                satisfied_pa_id=coverage.satisfied_pa_id,
-                info_needed=list(coverage.info_needed),
-                date=claim.received_date,
-                coverage_assertion_id=uuid.uuid5(COVERAGE_ASSERTION_NAMESPACE, f"{event_id}|{line.line_number}"),
-                billing_code=billing_code,
-                reason=f"{cited}: {line.explanation}",
-            )
+    charge = _amount(billed.charge_amount)
+    return {
+        "line_number": line.line_number,
+        "outcome": line.outcome.value,
+        "procedure_code": code,
+        "modifiers": list(billed.modifiers),
+        "ndc": ndc11,
+        "route": billed.route,
+        "service_date": _day(billed.service_date),
+        "units": _amount(billed.units),
+        "charge_amount": charge,
+        "adjustment_amount": charge if denied else None,
+        "rule": line.rule,
+        "policy_sections": list(line.sections),
+        "policy_version": line.policy_version,
+        "carc": list(line.carc),
+        "rarc": list(line.rarc),
+        "ncpdp_reject": list(line.ncpdp_reject),
+        "group_code": line.group_code,
+        "explanation": line.explanation,
+        "route_to": line.route_to,
+        "queue": line.queue,
+        "coverage": (
+            {
+                "covered": coverage.covered,
+                "pa_needed": coverage.pa_needed,
+                "satisfied_pa_id": coverage.satisfied_pa_id,
+                "info_needed": list(coverage.info_needed),
+                "date": _day(claim.received_date),
+                "coverage_assertion_id": str(
+                    uuid.uuid5(COVERAGE_ASSERTION_NAMESPACE, f"{event_id}|{line.line_number}")
+                ),
+                "billing_code": billing_code,
+                "reason": f"{cited}: {line.explanation}",
+            }
             if coverage is not None
             else None
         ),
-    )
+    }
 
 
-def event_from_decision(
+def body_from_decision(
     decision: Decision,
     claim: Claim,
     *,
     decided_at: datetime,
     supersedes_event_id: str | None = None,
     superseded_by_claim_id: str | None = None,
-) -> AdjudicationEvent | PendForReviewEvent:
-    """Build the output event of a decision: a pend-for-review when any line is pended.
+) -> dict[str, Any]:
+    """The output event of a decision, as JSON values: a pend-for-review when any line is pended.
 
-    The models are constructed without validating again what the core produced (it
-    costs more than the decision itself); the contract tests validate every kind of
-    output against the published JSON Schemas.
+    What `model.model_dump(mode="json")` gives for the contract's event, in its field order,
+    built straight from what the core produced: building and serializing the contract's models
+    cost more than deciding the claim. The contract tests validate every kind of output body
+    against the models and the published JSON Schemas, and check that `payload` writes the
+    bytes the models write.
 
     Args:
         decision: the core's decision.
@@ -198,53 +175,56 @@ def event_from_decision(
         decided_at: when it was decided: the edge's clock, not the core's.
         supersedes_event_id: the output event of the decision a replacement or void supersedes.
         superseded_by_claim_id: the replacement or void that reached the worker before this claim.
-
-    Returns:
-        The event to publish.
     """
-    common: dict[str, Any] = {
+    body: dict[str, Any] = {
         "schema_version": 1,
-        "event_id": UUID(decision.event_id),
-        "source_event_id": UUID(decision.source_event_id),
+        "event_id": decision.event_id,
+        "source_event_id": decision.source_event_id,
         "claim_id": decision.claim_id,
         "member_id": claim.member_id,
-        "claim_type": _CLAIM_TYPES[claim.claim_type],
+        "claim_type": claim.claim_type,
         "frequency_code": claim.frequency_code,
         "replaces_claim_id": decision.replaces_claim_id,
         "voids_claim_id": decision.voids_claim_id,
-        "supersedes_event_id": UUID(supersedes_event_id) if supersedes_event_id else None,
+        "supersedes_event_id": supersedes_event_id or None,
         "superseded_by_claim_id": superseded_by_claim_id,
         "review_event_id": None,  # set only on the final adjudication a review produces (worker.resolution)
         # Whether a replay pinned the version is the run's fact (its state and report), not the
         # decision's: a pinned replay under the version in force reproduces the live body exactly.
-        "policy": trusted(
-            PolicyReference,
-            policy_id=decision.policy_id,
-            versions=list(decision.policy_versions),
-            revision=decision.revision,
-        ),
-        "decided_at": decided_at,
+        "policy": {
+            "policy_id": decision.policy_id,
+            "versions": list(decision.policy_versions),
+            "revision": decision.revision,
+        },
+        "decided_at": instant(decided_at),
         "lines": [
             _line_result(line, billed, claim, decision.event_id, decision.policy_id)
             for line, billed in zip(decision.lines, claim.lines, strict=True)
         ],
         "trace": [
-            trusted(
-                RuleHit,
-                line_number=hit.line_number,
-                rule=hit.rule,
-                policy_sections=list(hit.sections),
-                evidence=list(hit.evidence),
-            )
+            {
+                "line_number": hit.line_number,
+                "rule": hit.rule,
+                "policy_sections": list(hit.sections),
+                "evidence": list(hit.evidence),
+            }
             for hit in decision.trace
         ],
     }
     if decision.queue is not None:
-        return trusted(
-            PendForReviewEvent,
-            **common,
-            event_type="claim.pended",
-            queue=_QUEUES[decision.queue],
-            reason=decision.reason or "",
-        )
-    return trusted(AdjudicationEvent, **common, event_type="claim.adjudicated")
+        body.update(event_type="claim.pended", queue=decision.queue, reason=decision.reason or "")
+    else:
+        body["event_type"] = "claim.adjudicated"
+    return body
+
+
+def payload(body: Mapping[str, Any]) -> bytes:
+    """The bytes of an output body: what pydantic's `model_dump_json` writes for its model."""
+    return orjson.dumps(body)
+
+
+def event_of(body: Mapping[str, Any]) -> AdjudicationEvent | PendForReviewEvent:
+    """The contract's model of an output body (validated): for callers that want the model, not the bytes."""
+    if body["event_type"] == "claim.pended":
+        return PendForReviewEvent.model_validate(body)
+    return AdjudicationEvent.model_validate(body)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+
+import pytest
 
 from claims_contracts.v1 import AdjudicationEvent, ClaimEvent, PendForReviewEvent
 from tests.builders import claim_event, example_event, ketamine_line, to_bytes
 from worker.adjudication import Claim, PolicyBook, adjudicate
-from worker.translate import claim_from_event, event_from_decision, trusted
+from worker.translate import body_from_decision, claim_from_event, event_of, instant, payload
 
 DECIDED_AT = datetime(2025, 9, 15, 12, 0, tzinfo=UTC)
 
@@ -56,7 +58,7 @@ def test_modifiers_are_upper_cased_for_the_policy() -> None:
 def test_a_decision_becomes_an_adjudication_event_echoing_the_claim(policies: PolicyBook) -> None:
     claim = core_claim(example_event())
     decision = adjudicate(claim, policies)
-    event = event_from_decision(decision, claim, decided_at=DECIDED_AT, supersedes_event_id=None)
+    event = event_of(body_from_decision(decision, claim, decided_at=DECIDED_AT, supersedes_event_id=None))
     assert isinstance(event, AdjudicationEvent)
     assert (str(event.event_id), str(event.source_event_id)) == (decision.event_id, claim.event_id)
     assert (event.claim_id, event.member_id, event.frequency_code) == (claim.claim_id, claim.member_id, "1")
@@ -69,8 +71,10 @@ def test_a_decision_becomes_an_adjudication_event_echoing_the_claim(policies: Po
 def test_a_pended_decision_becomes_a_pend_for_review_event_with_its_queue(policies: PolicyBook) -> None:
     claim = core_claim(claim_event(diagnoses=["R52"]))  # indication unclear: clinical review
     decision = adjudicate(claim, policies)
-    event = event_from_decision(
-        decision, claim, decided_at=DECIDED_AT, supersedes_event_id="5b9e9c57-8a4b-5f0e-9d0b-3e1f2a6c7d80"
+    event = event_of(
+        body_from_decision(
+            decision, claim, decided_at=DECIDED_AT, supersedes_event_id="5b9e9c57-8a4b-5f0e-9d0b-3e1f2a6c7d80"
+        )
     )
     assert isinstance(event, PendForReviewEvent)
     assert event.queue.value == decision.queue
@@ -78,10 +82,34 @@ def test_a_pended_decision_becomes_a_pend_for_review_event_with_its_queue(polici
     assert str(event.supersedes_event_id) == "5b9e9c57-8a4b-5f0e-9d0b-3e1f2a6c7d80"
 
 
-def test_trusted_builds_the_same_model_as_validation(policies: PolicyBook) -> None:
-    claim = core_claim(example_event())
-    event = event_from_decision(adjudicate(claim, policies), claim, decided_at=DECIDED_AT)
-    assert type(event).model_validate(event.model_dump()) == event
-    built = trusted(type(event), **dict(event))
-    assert built == event
-    assert built.model_fields_set == set(type(event).model_fields)
+@pytest.mark.parametrize(
+    "decided_at",
+    [
+        DECIDED_AT,
+        datetime(2025, 9, 15, 12, 0, 0, 5, tzinfo=UTC),
+        datetime(2025, 9, 15, 12, 0, 0, 250000, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2025, 9, 15, 12, 0, 0, 1, tzinfo=timezone(timedelta(0))),
+    ],
+)
+@pytest.mark.parametrize("diagnoses", [["G89.29"], ["R52"]], ids=["adjudicated", "pended"])
+def test_the_body_is_what_the_contract_models_write(
+    policies: PolicyBook, decided_at: datetime, diagnoses: list[str]
+) -> None:
+    claim = core_claim(claim_event(diagnoses=diagnoses, frequency_code="7", original_claim_id="CLM-0"))
+    body = body_from_decision(
+        adjudicate(claim, policies),
+        claim,
+        decided_at=decided_at,
+        supersedes_event_id="5b9e9c57-8a4b-5f0e-9d0b-3e1f2a6c7d80",
+        superseded_by_claim_id="CLM-9",
+    )
+    model = event_of(body)
+    assert body == model.model_dump(mode="json")
+    assert payload(body) == model.model_dump_json().encode()
+    assert list(body) == list(type(model).model_fields), "the contract's field order"
+
+
+def test_instants_are_written_as_pydantic_writes_them() -> None:
+    assert instant(datetime(2025, 9, 15, 12, 0, tzinfo=UTC)) == "2025-09-15T12:00:00Z"
+    assert instant(datetime(2025, 9, 15, 12, 0, 0, 5, tzinfo=UTC)) == "2025-09-15T12:00:00.000005Z"
+    assert instant(datetime(2025, 9, 15, 7, 0, tzinfo=timezone(timedelta(hours=-5)))) == "2025-09-15T07:00:00-05:00"

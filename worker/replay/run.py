@@ -26,7 +26,7 @@ from worker import dead_letter
 from worker.adjudication import PolicyBook
 from worker.connection import KafkaConnection
 from worker.files import write_private
-from worker.headers import output_headers, traceparent_of
+from worker.headers import body_headers, output_headers, traceparent_of
 from worker.processor import DeadLettered, Decided, Processor
 from worker.replay.comparison import summarize
 from worker.replay.progress import Progress
@@ -156,11 +156,11 @@ class Replayer:
         source = f"/claims-worker/replay/{self.plan.run_id}"
         if isinstance(result, Decided):
             self.processor.remember(result, emitted=True)
-            event = result.event
-            value = event.model_dump_json().encode()
+            body = result.body
             if self.keep_summaries:
-                self.summaries[str(event.source_event_id)] = summarize(json.loads(value))
-            return event.claim_id.encode(), value, output_headers(event, source=source, traceparent=trace)
+                self.summaries[body["source_event_id"]] = summarize(body)
+            headers = body_headers(body, source=source, traceparent=trace)
+            return result.claim.claim_id.encode(), result.payload, headers
         if isinstance(result, DeadLettered):
             self.dead_letters += 1
             record = result.record

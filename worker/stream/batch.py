@@ -31,7 +31,7 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from claims_contracts.v1 import SourcePosition
 from worker import audit, dead_letter
-from worker.headers import Headers, output_headers, traceparent_of
+from worker.headers import Headers, body_headers, output_headers, traceparent_of
 from worker.history import Emitted
 from worker.processor import DeadLettered, Decided, Processor, Redelivered, pend_of
 from worker.resolution import Resolved, ReviewRedelivered
@@ -256,12 +256,11 @@ class StreamHandler:
             topic = self.topics.adjudicated
             return Outgoing(incoming, topic, final.claim_id.encode(), payload, result, taken, headers, source=source)
         if isinstance(result, Decided):
-            event = result.event
             # Keyed by claim id whatever the input key, so a claim's outputs share a partition.
             topic = self.topics.pended if result.decision.pended else self.topics.adjudicated
-            headers = output_headers(event, source=self.event_source, traceparent=trace)
-            payload = event.model_dump_json().encode()
-            return Outgoing(incoming, topic, event.claim_id.encode(), payload, result, taken, headers, source=source)
+            headers = body_headers(result.body, source=self.event_source, traceparent=trace)
+            claim_key = result.claim.claim_id.encode()
+            return Outgoing(incoming, topic, claim_key, result.payload, result, taken, headers, source=source)
         record = result.record
         headers = output_headers(record, source=self.event_source, traceparent=trace)
         original = source.key if source is not None and not source.key_truncated else incoming.key
@@ -388,10 +387,10 @@ class StreamHandler:
         elif isinstance(result, Decided):
             self.processor.history.mark_emitted(result.claim, result.decision, result.fingerprint, pend=pend_of(result))
             self._undelivered.pop(result.claim.event_id, None)
-            self.metrics.decisions.labels(result.event.event_type).inc()
+            self.metrics.decisions.labels(result.event_type).inc()
             if result.decision.queue is not None:
                 self.metrics.pends_opened.labels(result.decision.queue).inc()
-            for line in result.event.lines:
+            for line in result.decision.lines:
                 self._line_counter(line.outcome.value, line.rule).inc()
             now = time.perf_counter()
             self.metrics.latency.observe(now - item.taken)
