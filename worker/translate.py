@@ -6,20 +6,22 @@ and the core does not change. PHI fields of the contract are not copied.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from claims_contracts.v1 import AdjudicationEvent, ClaimEvent, PendForReviewEvent
 from worker.adjudication import Claim, Decision, Line, LineDecision, OtherPayer, PriorAuthorization
+from worker.adjudication.engine import uuid5_text
 from worker.adjudication.ndc import normalize
 
 COVERAGE_ASSERTION_NAMESPACE = uuid.UUID("3b0c9f7e-8e51-5d0a-9a43-2f6c1d7e8b24")
 """Namespace of the CRD coverage assertion ids (UUID version 5 of the output event id and line)."""
+COVERAGE_ASSERTION_BYTES = COVERAGE_ASSERTION_NAMESPACE.bytes
 
 
 def claim_from_event(event: ClaimEvent) -> Claim:
@@ -83,12 +85,18 @@ def instant(moment: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def _day(day: date | None) -> str | None:
-    return day.isoformat() if day is not None else None
+@functools.lru_cache(maxsize=4096)
+def _cited(policy_id: str, sections: tuple[str, ...]) -> str:
+    """How a line's reason cites the policy.
 
-
-def _amount(value: Decimal | None) -> str | None:
-    return str(value) if value is not None else None
+    Numbered sections read "sections 2.1, 1.2.1"; the unnumbered ones by their heading ("Medicare Policy").
+    """
+    numbered = [section for section in sections if section[:1].isdigit()]
+    named = [section for section in sections if not section[:1].isdigit()]
+    cited = ", ".join(
+        ([f"section{'s' if len(numbered) > 1 else ''} {', '.join(numbered)}"] if numbered else []) + named
+    )
+    return f"{policy_id} {cited}" if cited else policy_id
 
 
 def _line_result(line: LineDecision, billed: Line, claim: Claim, event_id: str, policy_id: str) -> dict[str, Any]:
@@ -96,34 +104,20 @@ def _line_result(line: LineDecision, billed: Line, claim: Claim, event_id: str, 
     coverage = line.coverage
     # 11 digits when the NDC reads one way only; bare 10 digits could be three NDCs.
     ndc11 = normalize(billed.ndc).unique if billed.ndc is not None else None
-    denied = line.outcome.value == "denied"
+    outcome = line.outcome.value
     code = billed.procedure_code
-    billing_code = (
-        {"system": "HCPCS", "code": code}
-        if code is not None
-        else {"system": "NDC", "code": ndc11}
-        if ndc11 is not None
-        else None
-    )
-    # Numbered sections read "sections 2.1, 1.2.1"; the unnumbered ones by their heading ("Medicare Policy").
-    numbered = [section for section in line.sections if section[:1].isdigit()]
-    named = [section for section in line.sections if not section[:1].isdigit()]
-    sections = ", ".join(
-        ([f"section{'s' if len(numbered) > 1 else ''} {', '.join(numbered)}"] if numbered else []) + named
-    )
-    cited = f"{policy_id} {sections}" if sections else policy_id
-    charge = _amount(billed.charge_amount)
+    charge = str(billed.charge_amount)
     return {
         "line_number": line.line_number,
-        "outcome": line.outcome.value,
+        "outcome": outcome,
         "procedure_code": code,
         "modifiers": list(billed.modifiers),
         "ndc": ndc11,
         "route": billed.route,
-        "service_date": _day(billed.service_date),
-        "units": _amount(billed.units),
+        "service_date": billed.service_date.isoformat(),
+        "units": str(billed.units),
         "charge_amount": charge,
-        "adjustment_amount": charge if denied else None,
+        "adjustment_amount": charge if outcome == "denied" else None,
         "rule": line.rule,
         "policy_sections": list(line.sections),
         "policy_version": line.policy_version,
@@ -140,12 +134,16 @@ def _line_result(line: LineDecision, billed: Line, claim: Claim, event_id: str, 
                 "pa_needed": coverage.pa_needed,
                 "satisfied_pa_id": coverage.satisfied_pa_id,
                 "info_needed": list(coverage.info_needed),
-                "date": _day(claim.received_date),
-                "coverage_assertion_id": str(
-                    uuid.uuid5(COVERAGE_ASSERTION_NAMESPACE, f"{event_id}|{line.line_number}")
+                "date": claim.received_date.isoformat(),
+                "coverage_assertion_id": uuid5_text(COVERAGE_ASSERTION_BYTES, f"{event_id}|{line.line_number}"),
+                "billing_code": (
+                    {"system": "HCPCS", "code": code}
+                    if code is not None
+                    else {"system": "NDC", "code": ndc11}
+                    if ndc11 is not None
+                    else None
                 ),
-                "billing_code": billing_code,
-                "reason": f"{cited}: {line.explanation}",
+                "reason": f"{_cited(policy_id, line.sections)}: {line.explanation}",
             }
             if coverage is not None
             else None

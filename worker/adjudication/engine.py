@@ -43,8 +43,15 @@ def output_event_id(
         name += f"|r{revision}"
     if history:
         name += f"|{history}"
-    # uuid.uuid5, spelled out: building a UUID object only to print it costs as much as the hash.
-    text = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).hexdigest()
+    return uuid5_text(_NAMESPACE_BYTES, name)
+
+
+def uuid5_text(namespace: bytes, name: str) -> str:
+    """`str(uuid.uuid5(uuid.UUID(bytes=namespace), name))`, spelled out.
+
+    Building a UUID object only to print it costs as much as the hash.
+    """
+    text = hashlib.sha1(namespace + name.encode(), usedforsecurity=False).hexdigest()
     # Version 5 in the 13th hex digit; the RFC 4122 variant in the top two bits of the 17th.
     return f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:32]}"
 

@@ -8,6 +8,7 @@ error the determination core decides (a pend the provider hears of), not a contr
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -82,6 +83,11 @@ def _first_step(schema: core_schema.CoreSchema) -> core_schema.CoreSchema:
     return schema
 
 
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
 @dataclass(frozen=True)
 class _Matching:
     """A string that must match a pattern.
@@ -94,7 +100,7 @@ class _Matching:
     message: str
 
     def check(self, value: Any) -> Any:
-        if not isinstance(value, str) or not re.fullmatch(self.pattern, value):
+        if not isinstance(value, str) or not _compiled(self.pattern).fullmatch(value):
             raise ValueError(self.message)
         return value
 
@@ -134,7 +140,31 @@ class _Written(_Matching):
         return super().check(value)
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        return core_schema.no_info_before_validator_function(self.check, handler(source))
+        parsed = handler(source)
+        # From JSON the value is checked in pydantic-core (several dates a claim), with the error
+        # `check` raises; from Python it may already be a date, which only `check` lets through.
+        return core_schema.json_or_python_schema(
+            json_schema=core_schema.chain_schema(
+                [
+                    core_schema.custom_error_schema(
+                        core_schema.str_schema(pattern=self.pattern),
+                        custom_error_type="value_error",
+                        custom_error_context={"error": self.message},
+                    ),
+                    parsed,
+                ]
+            ),
+            python_schema=core_schema.no_info_before_validator_function(self.check, parsed),
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        # Published as before: the parsed type's schema (its format) with the pattern.
+        published = schema["python_schema"] if schema["type"] == "json-or-python" else schema
+        json_schema: dict[str, Any] = handler(published)
+        json_schema["pattern"] = self.pattern
+        return json_schema
 
 
 @dataclass(frozen=True)
@@ -170,7 +200,7 @@ def _decimal_matching(pattern: re.Pattern[str], what: str) -> BeforeValidator:
     return BeforeValidator(parse)
 
 
-_as_string = PlainSerializer(lambda value: str(value), return_type=str, when_used="always")
+_as_string = PlainSerializer(str, return_type=str, when_used="always")
 
 Npi = Annotated[str, _Matching(NPI_PATTERN, "NPI must be 1 to 20 printable characters without spaces")]
 """A National Provider Identifier as sent: 10 digits with a valid check digit when it is right
@@ -216,29 +246,45 @@ TIMESTAMP_PATTERN = (
 )
 
 
-def _whole_number(value: Any) -> int:
-    # JSON Schema's "integer" is any number with no fraction (1.0 is one); a string or a boolean is not.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError("must be a whole JSON number")
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise ValueError("must be a whole JSON number")
-        return int(value)
-    return value
+@dataclass(frozen=True)
+class _Whole:
+    """A whole JSON number: JSON Schema's "integer" is any number with no fraction (1.0 is one).
+
+    A string or a boolean is not. Checked in pydantic-core (a line number and pointers a line),
+    before the bounds the annotation carries.
+    """
+
+    message: str = "must be a whole JSON number"
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        whole = core_schema.union_schema(
+            [
+                core_schema.int_schema(strict=True),
+                core_schema.chain_schema([core_schema.float_schema(strict=True), core_schema.int_schema()]),
+            ]
+        )
+        return core_schema.chain_schema(
+            [
+                core_schema.custom_error_schema(
+                    whole, custom_error_type="value_error", custom_error_context={"error": self.message}
+                ),
+                handler(source),
+            ]
+        )
 
 
 LineNumber = Annotated[
     int,
-    BeforeValidator(_whole_number),
     Interval(ge=1, le=999),
+    _Whole(),
     WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 999}),
 ]
 """A line number, 1 to 999."""
 
 DiagnosisPointer = Annotated[
     int,
-    BeforeValidator(_whole_number),
     Interval(ge=1, le=99),
+    _Whole(),
     WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 99}),
 ]
 """A 1-based index into the claim's diagnoses."""
