@@ -233,6 +233,9 @@ def test_the_table_view_keeps_records_per_partition_as_the_changelog_carries_the
     assert table.data._key_partition[b"M1"] == 3, "the memory store drops it when partition 3 is revoked"
     assert list(view) == ["M1"]
     assert "M2" not in view
+    assert view.get("M1") == {"claims": {"A": {"status": "active"}}}
+    assert view.get("M2") is None
+    assert view.get("M2", {}) == {}
 
 
 async def test_outputs_carry_cloudevents_headers_and_the_inputs_trace(policies: PolicyBook, log: io.StringIO) -> None:

@@ -294,6 +294,11 @@ class TableView(MutableMapping[str, Any]):
             raise KeyError(key)
         return orjson.loads(raw)
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """The record of a key, or `default`: without `Mapping.get`'s KeyError for every new member."""
+        raw = self._get_raw(key.encode())
+        return orjson.loads(raw) if raw is not None else default
+
     def __setitem__(self, key: str, value: Any) -> None:
         raw_key, raw = key.encode(), orjson.dumps(value)
         store = self.table.data
