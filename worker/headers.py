@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from claims_contracts.v1 import AdjudicationEvent, DeadLetterRecord, PendForReviewEvent
+from worker.translate import instant
 
 Headers = list[tuple[str, bytes]]
 
@@ -38,7 +39,7 @@ def output_headers(
     return headers_of(
         str(output.event_id),
         output.event_type,
-        time.isoformat().replace("+00:00", "Z"),
+        instant(time),
         source=source,
         traceparent=traceparent,
     )
