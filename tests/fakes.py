@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.errors import MessageSizeTooLargeError
+
+
+@dataclass(frozen=True)
+class Acked:
+    """What a send's future completes with (the fields the worker reads of aiokafka's RecordMetadata)."""
+
+    topic: str
+    partition: int | None
+    offset: int
 
 
 class FakePublisher:
@@ -22,6 +32,7 @@ class FakePublisher:
         self.partitions: list[int | None] = []
         """The partition asked for, per attempt (None: the key's)."""
         self.attempts = 0
+        self._offsets: dict[tuple[str, int | None], int] = {}
 
     async def send(
         self,
@@ -41,7 +52,9 @@ class FakePublisher:
         else:
             self.sent.append((topic, key, value))
             self.headers.append(list(headers or ()))
-            future.set_result(None)
+            # As the broker's acknowledgement: where the message was written.
+            offset = self._offsets[(topic, partition)] = self._offsets.get((topic, partition), -1) + 1
+            future.set_result(Acked(topic, partition, offset))
         return future
 
     def round_done(self) -> None:

@@ -20,6 +20,7 @@ from worker.stream.batch import Incoming, Outgoing, StreamHandler
 from worker.stream.faust_quirks import let_batches_queue, release, subscribe, track, wait_for_producer_buffer
 from worker.stream.intake import Intake
 from worker.stream.offsets import Gap, GapCheck
+from worker.stream.placement import Placement
 
 
 def _header_pairs(headers: Any) -> list[tuple[str, bytes | None]]:
@@ -36,6 +37,7 @@ def register_agent(
     intake: Intake,
     handler: StreamHandler,
     checks: Sequence[GapCheck],
+    placement: Placement | None = None,
 ) -> Any:
     """Register the adjudication agent on its topics; return it.
 
@@ -61,7 +63,11 @@ def register_agent(
             found, gaps = await check.read_back(incoming)
             recovered += found
             confirmed.append((check, gaps))
-        return handler.prepare(recovered + incoming), confirmed
+        batch = recovered + incoming
+        if placement is not None:
+            # The partitions of this batch's inputs: may they be decided where they were read?
+            await placement.learn({item.partition for item in batch if item.topic != handler.topics.by_member})
+        return handler.prepare(batch), confirmed
 
     async def deliver(
         messages: list[Any], outgoing: list[Outgoing], confirmed: list[tuple[GapCheck, list[Gap]]]
@@ -86,6 +92,10 @@ def register_agent(
                 # As Faust's conductor does before each event: the table's changelog writes queue
                 # in the producer's buffer, and the intake must not outrun it.
                 await wait_for_producer_buffer(app)
+                if placement is not None and placement.fenced() and delivering is not None:
+                    # A partition waits for what it forwarded to come back: one batch at a time, so
+                    # no batch forwards again while the one before is still unacknowledged.
+                    await asyncio.shield(delivering)
                 preparing = asyncio.ensure_future(prepare(messages))
                 try:
                     await asyncio.shield(preparing)

@@ -22,11 +22,19 @@ from worker.processor import Processor
 from worker.settings import Settings
 from worker.stream.agent import register_agent
 from worker.stream.batch import Incoming, StreamHandler, Topics
-from worker.stream.faust_quirks import BoundedWorker, TableView, guard_consumer, serve_only_own_pages
+from worker.stream.faust_quirks import (
+    BoundedWorker,
+    TableView,
+    assigned_partitions,
+    committed_offset,
+    guard_consumer,
+    serve_only_own_pages,
+)
 from worker.stream.health import BrokerProbe, Runtime, serve_health
 from worker.stream.intake import Intake
 from worker.stream.metrics import Metrics
-from worker.stream.offsets import GapCheck, GapReader
+from worker.stream.offsets import Gap, GapCheck, GapReader
+from worker.stream.placement import Placement
 from worker.stream.topics import TABLES, largest_message_bytes, max_message_bytes, repartition_topic
 
 STORE_OPTIONS = {
@@ -148,6 +156,17 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
     def progress(incoming: Incoming) -> None:
         runtime.last_offsets[incoming.partition] = incoming.offset
 
+    read_committed = settings.processing_guarantee == "exactly_once"
+    checks = [
+        GapCheck(app, topic, GapReader(connection, topic, read_committed=read_committed), metrics) for topic in consumed
+    ]
+    member_reader = next(check.reader for check in checks if check.topic == by_member)
+    placement = Placement(
+        member_reader.end_offsets,
+        lambda partition: committed_offset(app, by_member, partition),
+        lambda partition, start, end: member_reader.read(Gap(partition, start, end)),
+        assigned=lambda: assigned_partitions(app, by_member),
+    )
     codes = load_code_table(settings.policy_dir or bundled_policy_dir())
     handler = StreamHandler(
         Processor(
@@ -168,16 +187,13 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
         ),
         metrics,
         scope=view,  # the history's partition is the repartition topic's
+        placement=placement,
         on_progress=progress,
         event_source=f"/claims-worker/{settings.group_id}",
     )
     runtime.handler = handler
-    read_committed = settings.processing_guarantee == "exactly_once"
-    checks = [
-        GapCheck(app, topic, GapReader(connection, topic, read_committed=read_committed), metrics) for topic in consumed
-    ]
     runtime.intake = intake
-    runtime.agent = register_agent(app, source, intake, handler, checks)
+    runtime.agent = register_agent(app, source, intake, handler, checks, placement)
     probe = BrokerProbe(connection, settings.ready_timeout_seconds)
     serve_health(app, runtime, probe, input_topic=settings.input_topic, probe_seconds=settings.ready_probe_seconds)
 
@@ -195,6 +211,8 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
         gone = sorted(tp.partition for tp in revoked if tp.topic == settings.input_topic)
         for check in checks:
             check.forget()
+        # Here, not on assignment: Faust may resume the flow (recovery done) before it signals that.
+        placement.forget()
         audit.lifecycle("worker.partitions_revoked", partitions=gone, group_id=settings.group_id)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust's signal stubs want a sync signature

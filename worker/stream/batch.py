@@ -15,7 +15,9 @@ member's partition of the internal topic (its "output" is the forwarded copy, de
 acknowledged like any other), and it is decided when it comes back from that topic
 (`worker.stream.rekey`). Forwarding reads only the member id (the member's partition validates
 the rest, and dead-letters what breaks the contract with the input's own position); an input
-with no member id to read is parsed in full and dead-lettered at once.
+with no member id to read is parsed in full and dead-lettered at once. An input already on its
+member's partition is decided where it was read, once nothing forwarded from that partition is
+still to be decided (`worker.stream.placement`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from worker.history import Emitted
 from worker.processor import DeadLettered, Decided, Processor, Redelivered, pend_of
 from worker.resolution import Resolved, ReviewRedelivered
 from worker.stream.metrics import Metrics
+from worker.stream.placement import Placement
 from worker.stream.rekey import KIND_HEADER, REVIEW, is_review, member_partition, origin, source_header, without_source
 
 TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
@@ -107,6 +110,8 @@ class Outgoing:
     partition: int | None = None
     source: SourcePosition | None = None
     """Where the input was first read (a forwarded input's original position)."""
+    acked_offset: int | None = None
+    """Where the broker wrote the output, once it acknowledged it."""
 
 
 class StreamHandler:
@@ -120,6 +125,7 @@ class StreamHandler:
         metrics: Metrics,
         *,
         scope: PartitionScope | None = None,
+        placement: Placement | None = None,
         on_progress: Callable[[Incoming], None] | None = None,
         retry_initial: float = 0.1,
         retry_max: float = 10.0,
@@ -130,6 +136,8 @@ class StreamHandler:
         self.topics = topics
         self.metrics = metrics
         self.scope = scope
+        self.placement = placement
+        """When inputs on their member's partition may skip the hop (None: every input is forwarded)."""
         self.on_progress = on_progress
         self.retry_initial = retry_initial
         self.retry_max = retry_max
@@ -163,12 +171,21 @@ class StreamHandler:
         Pass the result to `deliver`, in the order the batches were prepared.
         """
         pending: list[Outgoing] = []
+        if self.placement is not None:
+            # The member topic's records first (each partition keeps its order): what comes back
+            # there may lift a partition's fence for the inputs of the same batch.
+            batch = sorted(batch, key=lambda item: item.topic != self.topics.by_member)
         for incoming in batch:
             taken = time.perf_counter()
             self.metrics.events_in.labels(incoming.topic).inc()
             if self.topics.by_member is not None and incoming.topic != self.topics.by_member:
-                pending.append(self._forward(incoming, taken))
-                continue
+                forwarded = self._forward(incoming, taken)
+                if forwarded is not None:
+                    pending.append(forwarded)
+                    continue
+                self.metrics.in_place.inc()  # on its member's partition: decided here, below
+            elif self.placement is not None:
+                self.placement.decided(incoming.partition, incoming.offset)  # decided below, before the next
             if self.scope is not None:
                 self.scope.partition = incoming.partition
             source = self._source(incoming)
@@ -206,8 +223,11 @@ class StreamHandler:
                 return first
         return _position(incoming)
 
-    def _forward(self, incoming: Incoming, taken: float) -> Outgoing:
-        """Send a readable input on to its member's partition, unchanged; dead-letter an unreadable one."""
+    def _forward(self, incoming: Incoming, taken: float) -> Outgoing | None:
+        """Send a readable input on to its member's partition, unchanged; dead-letter an unreadable one.
+
+        None: the input is on its member's partition and may be decided where it was read.
+        """
         position = _position(incoming)
         review = self.topics.reviews is not None and incoming.topic == self.topics.reviews
         # The hop needs only the member id: read it without validating the rest, which the
@@ -225,6 +245,10 @@ class StreamHandler:
                 return self._outgoing(incoming, dead, taken)
         assert self.topics.by_member is not None  # noqa: S101 - only called when re-keying
         partition = member_partition(member, self.topics.partitions)
+        if partition == incoming.partition and self.placement is not None:
+            if self.placement.in_place(partition):
+                return None
+            self.placement.forwarding(partition)
         headers = [(name, value or b"") for name, value in without_source(incoming.headers)]
         headers.append(source_header(position))
         if review:
@@ -293,6 +317,7 @@ class StreamHandler:
             self._resolving.discard(str(item.result.review.pend_event_id))
             limit = self.processor.dead_letter_max_bytes
         elif isinstance(item.result, Forwarded):
+            self._forward_ended(item, None)
             limit = self.processor.dead_letter_max_bytes
         elif not item.result.record.original_b64:
             return None
@@ -322,6 +347,14 @@ class StreamHandler:
                 self.processor.history.forget_undelivered(item.result.claim)
             elif isinstance(item.result, Resolved):
                 self._resolving.discard(str(item.result.review.pend_event_id))
+            elif isinstance(item.result, Forwarded):
+                self._forward_ended(item, None)
+
+    def _forward_ended(self, item: Outgoing, offset: int | None) -> None:
+        """A forward of an input to its own partition was acknowledged at `offset` (None: never sent)."""
+        assert isinstance(item.result, Forwarded)  # noqa: S101 - only called for forwards
+        if self.placement is not None and item.result.partition == item.incoming.partition:
+            self.placement.forwarded(item.result.partition, offset)
 
     async def _deliver(self, pending: list[Outgoing]) -> None:
         remaining = pending
@@ -346,6 +379,8 @@ class StreamHandler:
                     outcomes[index] = None
                 elif isinstance(outcome, BaseException):
                     failed.append(item)
+                else:
+                    item.acked_offset = getattr(outcome, "offset", None)
             if not failed:
                 self.send_failures = 0
                 return
@@ -361,6 +396,7 @@ class StreamHandler:
         result = item.result
         if isinstance(result, Forwarded):
             self.metrics.rekeyed.inc()
+            self._forward_ended(item, item.acked_offset)
             if self.on_progress is not None:
                 self.on_progress(item.incoming)
             return

@@ -36,6 +36,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.exceptions import ConsumerNotStarted
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import TP
 
@@ -203,6 +204,15 @@ def committed_offset(app: Any, topic: str, partition: int) -> int | None:
     """The consumer's committed offset of an input partition, as Faust knows it (no public accessor)."""
     value: int | None = app.consumer._committed_offset.get(TP(topic, partition))
     return value
+
+
+def assigned_partitions(app: Any, topic: str) -> list[int]:
+    """The partitions of a topic assigned to the consumer now (none before its thread starts)."""
+    try:
+        assignment = app.consumer.assignment()
+    except ConsumerNotStarted:  # only in Faust's test context, where no consumer thread runs
+        return []
+    return [tp.partition for tp in assignment if tp.topic == topic]
 
 
 def subscribe(app: Any, source: Any) -> None:

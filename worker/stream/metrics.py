@@ -31,6 +31,11 @@ class Metrics:
             "Inputs forwarded to their member's partition of the repartition topic.",
             registry=self.registry,
         )
+        self.in_place = Counter(
+            "claims_decided_in_place",
+            "Inputs already on their member's partition, decided where they were read (no re-keying hop).",
+            registry=self.registry,
+        )
         self.pends_opened = Counter(
             "claims_pends_opened", "Pend-for-review events published, by queue.", ["queue"], registry=self.registry
         )

@@ -115,6 +115,13 @@ class GapReader:
             records.extend(r for r in batch.get(tp, []) if gap.start <= r.offset < gap.end)
         return records
 
+    async def end_offsets(self, partitions: list[int]) -> dict[int, int]:
+        """The end offsets of some of the topic's partitions (the last stable offset with transactions)."""
+        consumer = await self._started()
+        tps = [TopicPartition(self.topic, partition) for partition in partitions]
+        ends = await asyncio.wait_for(consumer.end_offsets(tps), self.timeout_seconds)
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+
     async def _started(self) -> Any:
         if self._consumer is None:
             consumer = self.connection.consumer(
@@ -123,7 +130,11 @@ class GapReader:
                 # As Faust reads the input: committed records only when transactions are in use.
                 isolation_level="read_committed" if self.read_committed else "read_uncommitted",
             )
-            await consumer.start()
+            try:
+                await consumer.start()
+            except BaseException:
+                await consumer.stop()  # a consumer that could not start still holds its client
+                raise
             self._consumer = consumer
         return self._consumer
 

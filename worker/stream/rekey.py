@@ -7,7 +7,8 @@ keyed by member id, on the partition `member_partition` names: the Java client's
 (murmur2), chosen here explicitly so the producer's default can never move a member. Each of
 that topic's partitions is owned by one worker with the history table's partition of the same
 number, so every claim of a member is decided by one worker, in the order the member's claims
-reached that partition.
+reached that partition. A claim read on its member's partition already is decided there, without
+the hop (`worker.stream.placement`).
 
 A forwarded message keeps the input's headers (trace context) and gains one, `SOURCE_HEADER`:
 the input's own position, so dead letters and audit lines still name the record a producer
