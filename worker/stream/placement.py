@@ -10,12 +10,12 @@ and a decode a claim for input keyed by member id with the Java partitioner.
 What must not change is the order of a member's claims within one input partition. All of a
 member's claims on input partition q are decided in place, in offset order, once partition q of
 the member topic holds nothing forwarded *from input partition q* that is still to be decided.
-Until then (after an assignment, when an earlier worker or an earlier release may have forwarded
+Until then (after a rebalance, when an earlier worker or an earlier release may have forwarded
 such claims; or after this worker forwarded one itself) they keep being forwarded, behind what
 is already there. `Placement` keeps that fence for each partition:
 
-- learnt at the first batch after an assignment: the member topic's end offset, unless the
-  group's committed offset is already there;
+- learnt, for every partition the worker holds, with the first batch after a revocation: the
+  member topic's end offset, unless the group's committed offset is already there;
 - raised to just past each such claim this worker forwards, once the broker acknowledges it;
 - cleared when every offset below it is decided, or read back and found to hold no record
   (transaction markers), with nothing forwarded in flight.
