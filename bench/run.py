@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench.data import claims
 from bench.peers import aiokafka_loop
 from bench.restart import RestartBench
+from worker.connection import end_offsets
 from worker.dev.broker import FAST_JOIN, Broker, start_broker
 from worker.settings import Settings
 from worker.stream import topics
@@ -38,7 +39,6 @@ from worker.stream import topics
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PARTITIONS = 4
-"""Faust hops a claim takes in the worker: the input to the repartition topic, then that topic to the outputs."""
 
 
 def log(message: str) -> None:
@@ -115,7 +115,9 @@ async def records_in(servers: str, topic: str) -> int:
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]  # as the bench creates every topic
-        ends, starts = await consumer.end_offsets(tps), await consumer.beginning_offsets(tps)
+        consumer.assign(tps)
+        starts = await consumer.beginning_offsets(tps)
+        ends = await end_offsets(consumer, tps)
         return sum(ends[tp] - starts[tp] for tp in tps)
     finally:
         await consumer.stop()

@@ -3,7 +3,8 @@
 The worker's Faust app, the admin client of `topics apply`, replay and its comparison,
 the offset read-back consumer, the readiness probe, `samples publish` and the demo all
 build their clients here, so a SASL or SSL cluster is reached the same way by each of
-them. Faust takes the same values as credentials (`worker.stream.app`).
+them. Faust takes the same values as credentials (`worker.stream.app`). `end_offsets` is the
+one reading of a partition's end that replay, its comparison and the stream's fence share.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.client import AIOKafkaClient
 
@@ -103,3 +104,23 @@ class KafkaConnection:
     def client(self, **options: Any) -> AIOKafkaClient:
         """A bare protocol client (the readiness probe) with these brokers and security."""
         return AIOKafkaClient(**self.options(), **options)
+
+
+async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """The end offset (exclusive) of each partition, checked against the fetch high watermark.
+
+    Kafka answers ListOffsets(latest) with the high watermark; the embedded broker
+    answers it wrongly (1 for a partition of 1,000 records), while its fetch responses
+    carry the right high watermark. Taking the larger of the two is right for both.
+    Moves the consumer's positions: seek afterwards.
+    """
+    listed = await consumer.end_offsets(tps)
+    begin = await consumer.beginning_offsets(tps)
+    nonempty = [tp for tp in tps if listed[tp] > begin[tp]]
+    for tp in nonempty:
+        consumer.seek(tp, max(listed[tp] - 1, begin[tp]))
+    for _ in range(5):
+        if all(consumer.highwater(tp) is not None for tp in nonempty):
+            break
+        await consumer.getmany(*nonempty, timeout_ms=500, max_records=1)
+    return {tp: max(listed[tp], consumer.highwater(tp) or 0) for tp in tps}

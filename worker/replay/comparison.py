@@ -11,8 +11,8 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from worker.connection import KafkaConnection
-from worker.replay.seeking import end_offsets, partitions_of
+from worker.connection import KafkaConnection, end_offsets
+from worker.replay.seeking import partitions_of
 
 SAMPLE_CLAIMS = 20
 """Claim ids listed per change in the Markdown summary (the JSON lists them all)."""

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from claims_contracts.v1 import SourcePosition
 from worker import dead_letter
 from worker.adjudication import PolicyBook
-from worker.connection import KafkaConnection
+from worker.connection import KafkaConnection, end_offsets
 from worker.files import write_private
 from worker.headers import body_headers, output_headers, traceparent_of
 from worker.processor import DeadLettered, Decided, Processor
@@ -32,7 +32,6 @@ from worker.replay.comparison import summarize
 from worker.replay.progress import Progress
 from worker.replay.seeking import (
     BATCH_RECORDS,
-    end_offsets,
     offsets_for_time,
     partitions_of,
     scan_for_time,

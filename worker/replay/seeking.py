@@ -1,11 +1,11 @@
-"""Finding where a replay starts and ends: by offset, by time, and the true end of a partition."""
+"""Finding where a replay starts and ends: by offset and by time (its true end: `worker.connection.end_offsets`)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from worker.connection import KafkaConnection
 
@@ -138,23 +138,3 @@ async def scan_for_time(connection: KafkaConnection, tp: TopicPartition, when_ms
                 return end
     finally:
         await consumer.stop()
-
-
-async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-    """The end offset (exclusive) of each partition, checked against the fetch high watermark.
-
-    Kafka answers ListOffsets(latest) with the high watermark; the embedded broker
-    answers it wrongly (1 for a partition of 1,000 records), while its fetch responses
-    carry the right high watermark. Taking the larger of the two is right for both.
-    Moves the consumer's positions: seek afterwards.
-    """
-    listed = await consumer.end_offsets(tps)
-    begin = await consumer.beginning_offsets(tps)
-    nonempty = [tp for tp in tps if listed[tp] > begin[tp]]
-    for tp in nonempty:
-        consumer.seek(tp, max(listed[tp] - 1, begin[tp]))
-    for _ in range(5):
-        if all(consumer.highwater(tp) is not None for tp in nonempty):
-            break
-        await consumer.getmany(*nonempty, timeout_ms=500, max_records=1)
-    return {tp: max(listed[tp], consumer.highwater(tp) or 0) for tp in tps}

@@ -29,7 +29,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from worker import audit
-from worker.connection import KafkaConnection
+from worker.connection import KafkaConnection, end_offsets
 from worker.stream.batch import Incoming
 from worker.stream.faust_quirks import committed_offset, confirm_gap
 from worker.stream.metrics import Metrics
@@ -116,10 +116,11 @@ class GapReader:
         return records
 
     async def end_offsets(self, partitions: list[int]) -> dict[int, int]:
-        """The end offsets of some of the topic's partitions (the last stable offset with transactions)."""
+        """The end offsets of some of the topic's partitions, checked against the fetch high watermark."""
         consumer = await self._started()
         tps = [TopicPartition(self.topic, partition) for partition in partitions]
-        ends = await asyncio.wait_for(consumer.end_offsets(tps), self.timeout_seconds)
+        consumer.assign(tps)  # `read` assigns its own partition again
+        ends = await asyncio.wait_for(end_offsets(consumer, tps), self.timeout_seconds)
         return {tp.partition: int(offset) for tp, offset in ends.items()}
 
     async def _started(self) -> Any:
