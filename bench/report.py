@@ -29,6 +29,12 @@ def pick(results: dict[str, Any], path: str) -> float:
     return float(node)
 
 
+def _pend_records(restart: dict[str, Any]) -> str:
+    """The open pend records beside a size's member records (runs before they were kept apart have none)."""
+    pends = restart.get("pend_records")
+    return f" (+ {pends:,} of open pends)" if pends else ""
+
+
 def chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -156,7 +162,8 @@ def markdown(results: dict[str, Any]) -> str:
         " | restart, ready after | RSS after restart and load |",
         "|---|---|---|---|---|---|---|",
         *(
-            f"| {int(n):,} | {r['member_records']:,} | {r['changelog_mib']:,.0f} MiB | {r['store_mib']:,.0f} MiB"
+            f"| {int(n):,} | {r['member_records']:,}{_pend_records(r)} | {r['changelog_mib']:,.0f} MiB"
+            f" | {r['store_mib']:,.0f} MiB"
             f" | {r['cold_start_ready_s']:.1f} s | {r['restart_ready_s']:.1f} s | {r['rss_kib'] / 1024:,.0f} MiB |"
             for n in sizes
             for r in [restart[n]]

@@ -29,6 +29,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.data import claim
+from worker.history import member_of_key
 from worker.settings import Settings
 from worker.stream import topics
 from worker.stream.rekey import member_partition
@@ -95,18 +96,19 @@ class RestartBench:
         records, rng = history_records(self.count)
         built = time.perf_counter() - started
         changelog = topics.changelog_topic(settings, "members")
-        log(f"restart: {self.count:,} claims of history = {len(records):,} member records ({built:.0f} s to decide)")
+        log(f"restart: {self.count:,} claims of history = {len(records):,} records ({built:.0f} s to decide)")
         asyncio.run(
             _produce(
                 servers,
                 [
-                    (changelog, member.encode(), value, member_partition(member, settings.partitions))
-                    for member, value in records.items()
+                    (changelog, key.encode(), value, member_partition(member_of_key(key), settings.partitions))
+                    for key, value in records.items()
                 ],
             )
         )
         changelog_bytes = sum(len(value) for value in records.values())
-        member_count = len(records)
+        member_count = sum(1 for key in records if member_of_key(key) == key)
+        pend_records = len(records) - member_count  # members' open pend bodies, beside their records
         del records
 
         probe = claim(random.Random(99), 0)
@@ -126,6 +128,7 @@ class RestartBench:
         return {
             "claims": self.count,
             "member_records": member_count,
+            "pend_records": pend_records,
             "changelog_mib": changelog_bytes / 1024 / 1024,
             "history_build_s": built,
             "cold_start_ready_s": cold["ready_s"],

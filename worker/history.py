@@ -13,6 +13,14 @@ lines, its latest service date, the claim that retired it, and the input events 
 were delivered (each with a fingerprint of its content, so an event id reused for other content
 is told apart from a redelivery). Values are JSON-friendly so a changelog can carry them.
 
+An open pend's body (the pend-for-review event as published, what a review resolves) is kept
+beside the record, under the member's pends key (`pends_key`), and the claim names it by event
+id (`open_pend`). The record is written again with every claim of the member; the bodies, most
+of a record's bytes when they were kept inside it, are written when a pend opens or closes. A
+body is written before the record that names it, and dropped after the record that no longer
+does, so a record never names a body the store lacks. (Records written before this kept the
+body inside the claim, as `pend`; they are read as they are.)
+
 The window is of service dates, not of arrivals: a claim is kept while its latest service date
 is within `window_days` of the newest service date the member has, so what is remembered
 depends on the member's claims only, never on the clock or on other members' traffic. A member
@@ -54,6 +62,9 @@ Emitted = tuple[str, str | None]
 """An input already decided: its output event id, and the fingerprint of its content (None for
 entries remembered before fingerprints were kept)."""
 
+PENDS_KEY_SUFFIX = " pends"
+"""What follows the member id in the key of the member's open pend bodies: a member id has no spaces."""
+
 ACTIVE = "active"
 VOIDED = "voided"
 REPLACED = "replaced"
@@ -78,6 +89,21 @@ def line_fingerprint(claim: Claim, line: Line) -> str:
         format(line.charge_amount.normalize(), "f"),
     )
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+def pends_key(member_id: str) -> str:
+    """The key of a member's open pend bodies, beside the member's record (same member, same partition)."""
+    return member_id + PENDS_KEY_SUFFIX
+
+
+def member_of_key(key: str) -> str:
+    """The member a history key belongs to: a member's record, or its open pend bodies."""
+    return key.removesuffix(PENDS_KEY_SUFFIX)
+
+
+def _copy(record: dict[str, Any]) -> dict[str, Any]:
+    """A member record whose claims (and list of stored pend bodies) can change without touching `record`."""
+    return {"claims": dict(record["claims"]), "newest": record.get("newest"), "pends": list(record.get("pends", ()))}
 
 
 def _latest_service(claim: Claim) -> str:
@@ -126,7 +152,7 @@ class ClaimHistory:
             self._cache.move_to_end(member_id)
             return record
         stored = self.members.get(member_id)
-        record = {"claims": dict(stored["claims"]), "newest": stored.get("newest")} if stored else {"claims": {}}
+        record = _copy(stored) if stored else {"claims": {}, "newest": None, "pends": []}
         self._cache[member_id] = record
         if len(self._cache) > CACHED_MEMBERS:
             self._cache.popitem(last=False)
@@ -209,7 +235,7 @@ class ClaimHistory:
         member = self._working.get(claim.member_id)
         if member is None:
             member = self._member(claim.member_id)
-            member = {"claims": dict(member["claims"]), "newest": member.get("newest")}
+            member = _copy(member)
             self._working[claim.member_id] = member
             self._cache.pop(claim.member_id, None)
         self._pending[claim.member_id] = self._pending.get(claim.member_id, 0) + 1
@@ -262,13 +288,15 @@ class ClaimHistory:
         if member is None:  # the stream marks only what it recorded; tolerate a direct call
             member = self._member(claim.member_id)
         held = member["claims"].get(claim.claim_id)
+        opening = None
         if held is not None:
             emitted = [tuple(entry) for entry in held.get("emitted", ()) if entry[0] != claim.event_id]
             emitted.append((claim.event_id, decision.event_id, fingerprint))
             held["emitted"] = tuple(emitted[-EVENTS_PER_CLAIM:])
             if pend is not None and pend.get("event_id") == decision.event_id:
-                held["pend"] = pend  # the open pend, as published: what a review resolves
-        self.members[claim.member_id] = member
+                held["open_pend"] = decision.event_id  # the open pend, as published: what a review resolves
+                opening = pend
+        self._persist(claim.member_id, member, opening)
         if self._settled(claim.member_id):
             self._cache[claim.member_id] = member
             if len(self._cache) > CACHED_MEMBERS:
@@ -277,8 +305,44 @@ class ClaimHistory:
     # -- pends and reviews -----------------------------------------------------------
 
     def claim_state(self, member_id: str, claim_id: str) -> dict[str, Any] | None:
-        """What the history holds of one claim of a member (None when nothing): for a review to match."""
-        return self._claim(member_id, claim_id)
+        """What the history holds of one claim of a member (None when nothing): for a review to match.
+
+        Its open pend, if any, is under `pend` (the body as published), wherever it is stored.
+        """
+        held = self._claim(member_id, claim_id)
+        if held is None or not held.get("open_pend"):
+            return held
+        return {**held, "pend": self._pend_bodies(member_id).get(held["open_pend"])}
+
+    def _pend_bodies(self, member_id: str) -> dict[str, Any]:
+        """The member's stored open pend bodies, by pend event id."""
+        stored: dict[str, Any] | None = self.members.get(pends_key(member_id))
+        return dict(stored) if stored else {}
+
+    def _persist(self, member_id: str, member: dict[str, Any], opening: dict[str, Any] | None = None) -> None:
+        """Write a member's record, with the pend body it opens (`opening`) before it and the bodies it closed after.
+
+        The record lists the bodies stored (`pends`), so writing it needs no read unless a pend
+        opened or closed.
+        """
+        stored = set(member.get("pends", ()))
+        wanted = {held["open_pend"] for held in member["claims"].values() if held.get("open_pend")}
+        if opening is not None:
+            bodies = self._pend_bodies(member_id)
+            bodies[opening["event_id"]] = opening
+            self.members[pends_key(member_id)] = bodies  # first: the record about to name it finds it
+            stored.add(opening["event_id"])
+        member["pends"] = sorted(stored)
+        self.members[member_id] = member
+        closed = stored - wanted
+        if closed:
+            # After the record that no longer names them: a review never finds its pend's body gone.
+            bodies = {event_id: body for event_id, body in self._pend_bodies(member_id).items() if event_id in wanted}
+            if bodies:
+                self.members[pends_key(member_id)] = bodies
+            elif pends_key(member_id) in self.members:
+                del self.members[pends_key(member_id)]
+            member["pends"] = sorted(wanted)  # written with the member's next record
 
     def mark_resolved(self, member_id: str, claim_id: str, review_event_id: str, output_event_id: str) -> None:
         """Persist a review's final adjudication: the pend is closed, and the claim's decision is now the final one.
@@ -290,11 +354,12 @@ class ClaimHistory:
         held = member["claims"].get(claim_id)
         if held is None:
             return
-        pend = held.pop("pend", None) or {}
+        inline = held.pop("pend", None) or {}  # a record written before bodies were kept beside it
+        pend_id = held.pop("open_pend", None) or inline.get("event_id")
         held["event_id"] = output_event_id
         held["pended"] = False
-        held["review"] = {"review": review_event_id, "output": output_event_id, "pend": pend.get("event_id")}
-        self.members[member_id] = member  # (a working record is persisted as `mark_emitted` does)
+        held["review"] = {"review": review_event_id, "output": output_event_id, "pend": pend_id}
+        self._persist(member_id, member)  # (a working record is persisted as `mark_emitted` does)
 
     def forget_undelivered(self, claim: Claim) -> None:
         """A decision that will not be delivered: drop the member's unsaved changes once none is left."""

@@ -32,3 +32,19 @@ def test_library_logs_are_json_lines_through_the_same_filter() -> None:
     logging.getLogger("faust.test").warning("something happened")
     line = json.loads(stream.getvalue())
     assert (line["event"], line["logger"], line["level"]) == ("something happened", "faust.test", "warning")
+
+
+def test_only_the_entries_with_keys_outside_the_list_are_rebuilt() -> None:
+    stream = io.StringIO()
+    audit.configure(stream)
+    clean = {"line_number": 1, "rule": "r", "carc": ["16"]}
+    audit.lifecycle(
+        "x",
+        lines=[clean, {"line_number": 2, "rule": "r", "member_name": "Pat"}, "not an entry"],
+        rule_trace=[{"line_number": 2, "rule": "r", "evidence": {"route": "IV"}, "free_text": "note"}],
+        birth_date="1980-04-02",
+    )
+    line = json.loads(stream.getvalue())
+    assert line["lines"] == [clean, {"line_number": 2, "rule": "r"}]
+    assert line["rule_trace"] == [{"line_number": 2, "rule": "r", "evidence": {"route": "IV"}}]
+    assert "birth_date" not in line

@@ -12,6 +12,7 @@ import pytest
 from claims_contracts.v1 import AdjudicationEvent, PendForReviewEvent, SourcePosition
 from tests.builders import claim_event, ketamine_line, service_line, to_bytes
 from worker.adjudication import PolicyBook
+from worker.history import ClaimHistory, member_of_key, pends_key
 from worker.processor import DeadLettered, Decided, Processor
 from worker.resolution import REVIEW_OUTPUT_NAMESPACE, Resolved, ReviewRedelivered
 
@@ -171,3 +172,88 @@ class TestRefusedReviews:
         pend = pended(desk)
         refused(desk, review(pend, [{"line_number": 2, "outcome": "approved"}]))
         assert isinstance(desk.review(review(pend), HERE), Resolved)  # the pend is still open
+
+
+class Checked(dict[str, Any]):
+    """A history store that fails a write leaving a member record naming a pend body the store lacks."""
+
+    def _check(self, record: Any, bodies: Any) -> None:
+        named = {held["open_pend"] for held in record["claims"].values() if held.get("open_pend")} if record else set()
+        assert named <= set(bodies or ()), f"the record names {sorted(named)}, the store holds {sorted(bodies or ())}"
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        member = member_of_key(key)
+        if key == member:
+            self._check(value, self.get(pends_key(member)))
+        else:
+            self._check(self.get(member), value)
+        super().__setitem__(key, json.loads(json.dumps(value)))  # stored as the changelog carries it
+
+    def __delitem__(self, key: str) -> None:
+        self._check(self.get(member_of_key(key)), None)
+        super().__delitem__(key)
+
+
+class TestWherePendBodiesAreKept:
+    """An open pend's body sits beside its member's record, written when it opens and dropped when it closes."""
+
+    @pytest.fixture
+    def store(self) -> Checked:
+        return Checked()
+
+    @pytest.fixture
+    def kept(self, policies: PolicyBook, store: Checked) -> Processor:
+        history = ClaimHistory(store, window_days=30)
+        return Processor(policies, history=history, carc_text=lambda carc: None)
+
+    def test_the_record_names_the_body_stored_beside_it(self, kept: Processor, store: Checked) -> None:
+        pend = pended(kept)
+        held = store[pend.member_id]["claims"][pend.claim_id]
+        assert "pend" not in held
+        assert held["open_pend"] == str(pend.event_id)
+        assert store[pend.member_id]["pends"] == [str(pend.event_id)]
+        assert store[pends_key(pend.member_id)] == {str(pend.event_id): json.loads(pend.model_dump_json())}
+        assert member_of_key(pends_key(pend.member_id)) == pend.member_id
+
+    def test_a_review_closes_the_pend_and_drops_its_body(self, kept: Processor, store: Checked) -> None:
+        pend = pended(kept)
+        applied(kept, review(pend))
+        assert pends_key(pend.member_id) not in store
+        assert store[pend.member_id]["claims"][pend.claim_id]["review"]["pend"] == str(pend.event_id)
+        assert refused(kept, review(pend, n=1)) == "review_already_resolved"
+
+    def test_a_claim_decided_again_keeps_only_its_new_pend(self, kept: Processor, store: Checked) -> None:
+        first = pended(kept)
+        again = pended(kept, event_id=str(uuid.uuid4()))
+        assert set(store[pends_key(first.member_id)]) == {str(again.event_id)}
+        assert refused(kept, review(first)) == "review_superseded"
+        assert isinstance(kept.review(review(again), HERE), Resolved)
+
+    def test_a_pend_that_leaves_the_look_back_window_takes_its_body_along(
+        self, kept: Processor, store: Checked
+    ) -> None:
+        pend = pended(kept)
+        later = claim_event(
+            claim_id="CLM-LATER", lines=[ketamine_line(service_date="2025-12-01")], received_date="2025-12-02"
+        )
+        later["claim"]["member"]["member_id"] = pend.member_id
+        result = kept.process(to_bytes(later), HERE)
+        assert isinstance(result, Decided)
+        kept.remember(result, emitted=True)
+        assert list(store[pend.member_id]["claims"]) == ["CLM-LATER"]
+        assert pends_key(pend.member_id) not in store
+
+    def test_a_record_that_kept_the_body_inside_is_still_resolved(self, kept: Processor, store: Checked) -> None:
+        pend = pended(kept)
+        # As a release before this one wrote it: the body inside the claim, nothing beside the record.
+        record = store[pend.member_id]
+        held = record["claims"][pend.claim_id]
+        held["pend"] = store[pends_key(pend.member_id)][held.pop("open_pend")]
+        record.pop("pends")
+        dict.__delitem__(store, pends_key(pend.member_id))
+        kept.history.reload()
+        resolved = applied(kept, review(pend))
+        assert resolved.event.supersedes_event_id == pend.event_id
+        held = store[pend.member_id]["claims"][pend.claim_id]
+        assert "pend" not in held
+        assert held["review"]["pend"] == str(pend.event_id)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import lru_cache
+
+NORMALIZED_CACHED = 4_096
+"""NDC spellings whose readings are kept: a line's NDC is read by the core and again for its
+duplicate fingerprint, and claims name few distinct products."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +25,7 @@ class NormalizedNdc:
         return self.candidates[0] if len(self.candidates) == 1 else None
 
 
+@lru_cache(maxsize=NORMALIZED_CACHED)
 def normalize(ndc: str) -> NormalizedNdc:
     """Read an NDC in any 10- or 11-digit form as 11 digits (5-4-2).
 
