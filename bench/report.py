@@ -35,6 +35,30 @@ def _pend_records(restart: dict[str, Any]) -> str:
     return f" (+ {pends:,} of open pends)" if pends else ""
 
 
+def _latency_curve(results: dict[str, Any]) -> list[str]:
+    """Latency of (c) by offered load, with the worker's CPU over the load (runs before it was measured: none)."""
+    runs = sorted([*results.get("latency_curve", []), results["latency"]], key=lambda run: run["offered_per_s"])
+    if len(runs) < 2:
+        return []
+    return [
+        "Latency of (c) by offered load (claims keyed by claim id, so most take the member hop):",
+        "",
+        "| offered, claims/s | p50 | p95 | p99 | max | worker CPU (cores) | CPU a claim |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {run['offered_per_s']:,} | {run['p50_ms']:.0f} ms | {run['p95_ms']:.0f} ms | {run['p99_ms']:.0f} ms"
+            f" | {run['max_ms']:.0f} ms | {_or_dash(run.get('worker_cpu_share'), '{:.2f}')}"
+            f" | {_or_dash(run.get('worker_cpu_ms_per_claim'), '{:.2f} ms')} |"
+            for run in runs
+        ),
+        "",
+    ]
+
+
+def _or_dash(value: float | None, form: str) -> str:
+    return "-" if value is None else form.format(value)
+
+
 def chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -156,6 +180,7 @@ def markdown(results: dict[str, Any]) -> str:
         f" second after an idle pause the slowest claim took {results['latency']['first_second_after_idle_max_ms']:.0f}"
         " ms.",
         "",
+        *_latency_curve(results),
         "Restart and memory of one worker (RocksDB store) by the history it holds:",
         "",
         "| claims of history | member records | changelog | store on disk | cold start, ready after"

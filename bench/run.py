@@ -326,12 +326,12 @@ class Run:
             stderr=subprocess.DEVNULL,
         )
         try:
-            return asyncio.run(self._paced(source, output, rate, seconds))
+            return asyncio.run(self._paced(source, output, rate, seconds, process.pid))
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
 
-    async def _paced(self, source: str, output: str, rate: int, seconds: int) -> dict[str, Any]:
+    async def _paced(self, source: str, output: str, rate: int, seconds: int, worker_pid: int) -> dict[str, Any]:
         pool = [orjson.loads(raw) for raw in claims(2000, seed=77) if raw.startswith(b'{"schema_version":1,"event_id"')]
         producer = AIOKafkaProducer(bootstrap_servers=self.servers, linger_ms=0)
         await producer.start()
@@ -358,10 +358,14 @@ class Run:
             # not measured: the first claims after an idle pause wait longer (reported apart).
             start = time.perf_counter()
             for n in range(warm_up + total):
+                if n == warm_up:
+                    cpu_before, wall_before = cpu_seconds(worker_pid), time.perf_counter()
                 delay = start + n / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 await send(50 + n)
+            # The worker's CPU over the measured load (it keeps up, or the share shows it cannot).
+            cpu_share = (cpu_seconds(worker_pid) - cpu_before) / (time.perf_counter() - wall_before)
             await producer.flush()
         finally:
             await producer.stop()
@@ -381,6 +385,8 @@ class Run:
             "p99_ms": q[98],
             "max_ms": latencies[-1],
             "first_second_after_idle_max_ms": max(after_idle[:rate]),
+            "worker_cpu_share": cpu_share,
+            "worker_cpu_ms_per_claim": cpu_share * 1000 / rate,
         }
 
 
@@ -424,6 +430,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--latency-rate", type=int, default=1000)
     parser.add_argument("--latency-seconds", type=int, default=15)
+    parser.add_argument(
+        "--latency-curve",
+        default="250,500",
+        help="lower offered loads (claims/s, comma-separated) whose latency is reported beside --latency-rate's",
+    )
     parser.add_argument(
         "--history-claims",
         default="0,100000,1000000",
@@ -512,6 +523,10 @@ def main(argv: list[str] | None = None) -> int:
         }
         log(f"latency at {args.latency_rate}/s for {args.latency_seconds}s")
         results["latency"] = run.latency(args.latency_rate, args.latency_seconds)
+        results["latency_curve"] = []
+        for rate in (int(r) for r in args.latency_curve.split(",") if r):
+            log(f"latency at {rate}/s for {args.latency_seconds}s")
+            results["latency_curve"].append(run.latency(rate, args.latency_seconds))
         sizes = [int(n) for n in args.history_claims.split(",")]
         results["restart"] = {str(n): RestartBench(run, n).measure() for n in sizes}
         restart = results["restart"]

@@ -69,7 +69,10 @@ class Settings(BaseSettings):
         description="Event loop of `run`: uvloop (about 8% less CPU a claim, measured) or the standard one.",
     )
     batch_size: int = Field(
-        default=500, ge=1, le=10_000, description="Most inputs decided per batch (a batch is at most one fetch)."
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Most inputs decided per batch (the fetches queued while the batch before was decided).",
     )
     max_input_bytes: int = Field(default=1_048_576, ge=1024, description="Larger inputs are dead-lettered unread.")
     history_window_days: int = Field(

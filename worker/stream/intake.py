@@ -5,7 +5,8 @@ for each (the fetcher's `wait_first`), then the conductor's decode into an event
 queue, the stream's processors and `take_events`' buffer. For a claim decided in about 250 µs
 that machinery cost more than the claim (docs/benchmarks-notes.md). The guarded consumer
 (`worker.stream.faust_quirks.guard_consumer`) instead offers each fetch of the worker's own
-topics here whole, and the agent takes it as one batch.
+topics here whole, and the agent takes what is queued as one batch (the fetches queued while it
+decided the batch before, up to `batch_size` messages).
 
 Faust still runs the app, the group, the fetcher, the tables and the web server, and keeps its
 offset bookkeeping: a message is acknowledged (`Consumer.ack`) only once its output is, and the
@@ -71,16 +72,27 @@ class Intake:
             queued.set()
 
     async def take(self) -> list[Any]:
-        """The next batch to decide, waiting for one; stale batches are dropped on the way."""
+        """The next batch to decide, waiting for one: the fetches queued, joined up to `batch_size` messages.
+
+        Joined in the order they were fetched, so a partition's messages stay in offset order:
+        the same batch a larger fetch would have given. Under load the agent decides a batch while
+        the fetcher queues several small ones (a fetch per broker answer); taken one at a time,
+        each paid the batch's own costs (a delivery waits for the broker's acknowledgements) and
+        the queue grew at a fraction of the worker's capacity. Stale fetches are dropped on the way.
+        """
         queued, room = self._signals()
         while True:
             while not self._batches:
                 queued.clear()
                 await queued.wait()
-            batch = self._batches.popleft()
+            taken: list[Any] = []
+            while self._batches and (not taken or len(taken) + len(self._batches[0]) <= self.batch_size):
+                batch = self._batches.popleft()
+                if self._flow_control_of().is_active() and batch[0].generation_id == self._generation():
+                    taken += batch
             room.set()
-            if self._flow_control_of().is_active() and batch[0].generation_id == self._generation():
-                return batch
+            if taken:
+                return taken
 
     def clear(self) -> None:
         """Drop every queued batch while partitions are being revoked (Faust's flow control calls this).
