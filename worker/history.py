@@ -294,7 +294,7 @@ class ClaimHistory:
             emitted.append((claim.event_id, decision.event_id, fingerprint))
             held["emitted"] = tuple(emitted[-EVENTS_PER_CLAIM:])
             if pend is not None and pend.get("event_id") == decision.event_id:
-                held["open_pend"] = decision.event_id  # the open pend, as published: what a review resolves
+                held["open_pend"] = decision.event_id  # its body, what a review resolves, is kept beside the record
                 opening = pend
         self._persist(claim.member_id, member, opening)
         if self._settled(claim.member_id):
