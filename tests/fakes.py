@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,26 +26,31 @@ class FakePublisher:
         self.failures = failures
         self.max_bytes = max_bytes
         """Refuse messages larger than this as Kafka does (MessageSizeTooLargeError), every time."""
-        self.sent: list[tuple[str, bytes | None, bytes]] = []
+        self.sent: list[tuple[str, bytes | None, bytes | None]] = []
         self.headers: list[list[tuple[str, bytes]]] = []
         """The headers of each message in `sent`, in the same order."""
         self.partitions: list[int | None] = []
         """The partition asked for, per attempt (None: the key's)."""
         self.attempts = 0
+        self.refuse: Callable[[str, bytes | None], BaseException | None] | None = None
+        """Decides per message (topic, key) whether it fails, and how (None: as the counts above say)."""
         self._offsets: dict[tuple[str, int | None], int] = {}
 
     async def send(
         self,
         topic: str,
         key: bytes | None,
-        value: bytes,
+        value: bytes | None,
         headers: list[tuple[str, bytes]] | None = None,
         partition: int | None = None,
     ) -> Awaitable[Any]:
         self.attempts += 1
         self.partitions.append(partition)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self.max_bytes is not None and len(value) + len(key or b"") > self.max_bytes:
+        refusal = self.refuse(topic, key) if self.refuse is not None else None
+        if refusal is not None:
+            future.set_exception(refusal)
+        elif self.max_bytes is not None and len(value or b"") + len(key or b"") > self.max_bytes:
             future.set_exception(MessageSizeTooLargeError())
         elif self.failures > 0:
             future.set_exception(ConnectionError("broker unreachable"))

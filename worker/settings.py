@@ -150,6 +150,16 @@ class Settings(BaseSettings):
         ),
     )
     producer_linger_ms: int = Field(default=5, ge=0, le=1000, description="Producer batching delay.")
+    producer_batch_bytes: int = Field(
+        default=524_288,
+        ge=16_384,
+        le=1_048_576,
+        description=(
+            "Largest batch of records the producer sends to one partition in a request (capped at the"
+            " smallest max.message.bytes of the topics written). One request is in flight per broker,"
+            " so small batches make a batch of outputs wait several round trips."
+        ),
+    )
 
     @model_validator(mode="after")
     def _security_complete(self) -> Settings:

@@ -89,8 +89,9 @@ def register_agent(
             while True:
                 messages = await intake.take()
                 track(app, messages)  # from here a rebalance or a shutdown waits for them
-                # As Faust's conductor does before each event: the table's changelog writes queue
-                # in the producer's buffer, and the intake must not outrun it.
+                # As Faust's conductor does before each event: under exactly-once the table's changelog
+                # writes queue in the producer's buffer, and the intake must not outrun it (under
+                # at-least-once the handler sends them itself, and the buffer stays empty).
                 await wait_for_producer_buffer(app)
                 if placement is not None and placement.fenced() and delivering is not None:
                     # A partition waits for what it forwarded to come back: one batch at a time, so

@@ -22,12 +22,14 @@ from worker.processor import Processor
 from worker.settings import Settings
 from worker.stream.agent import register_agent
 from worker.stream.batch import Incoming, StreamHandler, Topics
+from worker.stream.changelog import Changelog
 from worker.stream.faust_quirks import (
     BoundedWorker,
     TableView,
     assigned_partitions,
     committed_offset,
     guard_consumer,
+    persist_changelog_offset,
     serve_only_own_pages,
 )
 from worker.stream.health import BrokerProbe, Runtime, serve_health
@@ -35,7 +37,13 @@ from worker.stream.intake import Intake
 from worker.stream.metrics import Metrics
 from worker.stream.offsets import Gap, GapCheck, GapReader
 from worker.stream.placement import Placement
-from worker.stream.topics import TABLES, largest_message_bytes, max_message_bytes, repartition_topic
+from worker.stream.topics import (
+    TABLES,
+    largest_message_bytes,
+    max_message_bytes,
+    repartition_topic,
+    smallest_message_bytes,
+)
 
 STORE_OPTIONS = {
     # Faust's defaults (a 2 GiB block cache and three 64 MiB write buffers per partition) would let
@@ -64,7 +72,12 @@ class FaustPublisher:
         self.app = app
 
     async def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None, partition: int | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+        partition: int | None = None,
     ) -> Awaitable[Any]:
         """Enqueue one message; the result completes on the broker's acknowledgement."""
         fut: Awaitable[Any] = await self.app.producer.send(topic, key, value, partition, None, headers)
@@ -119,6 +132,9 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
         broker_rebalance_timeout=settings.rebalance_timeout_seconds,
         broker_commit_interval=settings.commit_interval_seconds,
         producer_linger=settings.producer_linger_ms / 1000,
+        # Faust's default batch (16 KiB, about six decisions) made a batch of 500 outputs take a
+        # dozen round trips: aiokafka keeps one request in flight per broker, one batch per partition.
+        producer_max_batch_size=min(settings.producer_batch_bytes, smallest_message_bytes()),
         # The producer takes what the output topics take (a larger output is turned into a dead letter).
         producer_max_request_size=largest_message_bytes() + dead_letter.RECORD_SLACK,
         producer_compression_type=connection.compression_type,
@@ -145,7 +161,13 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
         schema=faust.Schema(key_serializer="raw", value_serializer="raw"),
         options=dict(STORE_OPTIONS),
     )
-    view = TableView(table)
+    changelog = None
+    if settings.processing_guarantee == "at_least_once":  # under exactly-once, Faust's transactions carry it
+        changelog = Changelog(
+            table.changelog_topic.get_topic_name(),
+            on_sent=lambda partition, offset: persist_changelog_offset(table, partition, offset),
+        )
+    view = TableView(table, changelog)
     history = ClaimHistory(view, window_days=settings.history_window_days)
 
     @table.on_recover
@@ -189,6 +211,7 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
         scope=view,  # the history's partition is the repartition topic's
         placement=placement,
         on_progress=progress,
+        changelog=changelog,
         event_source=f"/claims-worker/{settings.group_id}",
     )
     runtime.handler = handler

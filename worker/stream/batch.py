@@ -8,7 +8,9 @@ agent would acknowledge the batch and lose it.
 
 Deciding (`prepare`) and delivering (`deliver`) are separate steps so the
 stream can decide the next batch while this one waits for its acknowledgements.
-Batches are still delivered one after the other, in order.
+Batches are still delivered one after the other, in order. Delivering a batch also sends the
+claim history's table writes it made (`worker.stream.changelog`), after its outputs: the batch
+counts as delivered once those are acknowledged too.
 
 With re-keying on (`Topics.by_member`), an input is first only read and forwarded to the
 member's partition of the internal topic (its "output" is the forwarded copy, delivered and
@@ -37,6 +39,7 @@ from worker.headers import Headers, body_headers, output_headers, traceparent_of
 from worker.history import Emitted
 from worker.processor import DeadLettered, Decided, Processor, Redelivered, pend_of
 from worker.resolution import Resolved, ReviewRedelivered
+from worker.stream.changelog import Changelog, TableWrite
 from worker.stream.metrics import Metrics
 from worker.stream.placement import Placement
 from worker.stream.rekey import KIND_HEADER, REVIEW, is_review, member_partition, origin, source_header, without_source
@@ -84,9 +87,17 @@ class Publisher(Protocol):
     """Sends one message; the returned awaitable completes when the broker acknowledges it."""
 
     async def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None, partition: int | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+        partition: int | None = None,
     ) -> Awaitable[Any]:
-        """Enqueue a message (on `partition`, or the key's by default) and return its delivery future."""
+        """Enqueue a message (on `partition`, or the key's by default) and return its delivery future.
+
+        A None value is a tombstone (a table's deletion in its changelog).
+        """
         ...
 
 
@@ -127,6 +138,7 @@ class StreamHandler:
         scope: PartitionScope | None = None,
         placement: Placement | None = None,
         on_progress: Callable[[Incoming], None] | None = None,
+        changelog: Changelog | None = None,
         retry_initial: float = 0.1,
         retry_max: float = 10.0,
         event_source: str = "/claims-worker",
@@ -139,6 +151,8 @@ class StreamHandler:
         self.placement = placement
         """When inputs on their member's partition may skip the hop (None: every input is forwarded)."""
         self.on_progress = on_progress
+        self.changelog = changelog
+        """The history table's writes to send after each batch's outputs (None: the table sends its own)."""
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.event_source = event_source
@@ -334,10 +348,12 @@ class StreamHandler:
         self._delivering_since = time.monotonic()
         try:
             await self._deliver(pending)
+            for item in pending:
+                self._after_delivery(item)
+            if self.changelog is not None:
+                await self._send_changelog(self.changelog.take())
         finally:
             self._delivering_since = None
-        for item in pending:
-            self._after_delivery(item)
 
     def abandon(self, pending: list[Outgoing]) -> None:
         """Forget a prepared batch that will not be delivered: its inputs, read again, are decided again."""
@@ -391,6 +407,51 @@ class StreamHandler:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
             remaining = failed
+
+    async def _send_changelog(self, writes: list[TableWrite]) -> None:
+        """Send table writes in order; return once each is acknowledged (or refused for its size).
+
+        After a failure, everything from the first write not acknowledged is sent again, in
+        order: a key's last write stays last in its changelog partition, and a write acknowledged
+        twice only repeats itself.
+        """
+        assert self.changelog is not None  # noqa: S101 - only called with a changelog
+        topic = self.changelog.topic
+        remaining = writes
+        delay = self.retry_initial
+        while remaining:
+            futures = []
+            for write in remaining:
+                try:
+                    futures.append(await self.publisher.send(topic, write.key, write.value, None, write.partition))
+                except Exception as error:  # noqa: BLE001 - any send failure is retried, never dropped
+                    futures.append(_failed(error))
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            offsets: dict[int, int] = {}
+            failed_at = None
+            for index, (write, outcome) in enumerate(zip(remaining, outcomes, strict=True)):
+                if isinstance(outcome, TOO_LARGE):
+                    # Larger than the changelog takes: retrying would stall the partition for good. The
+                    # store holds the record; a worker recovering this partition elsewhere would not.
+                    self.metrics.changelog_refused.inc()
+                    audit.lifecycle(
+                        "worker.changelog_write_too_large", partition=write.partition, error=type(outcome).__name__
+                    )
+                elif isinstance(outcome, BaseException):
+                    failed_at = index
+                    break
+                elif getattr(outcome, "offset", None) is not None:
+                    offsets[write.partition] = outcome.offset
+            self.changelog.sent(offsets)
+            if failed_at is None:
+                self.send_failures = 0
+                return
+            self.send_failures += 1
+            failure = outcomes[failed_at]
+            audit.lifecycle("worker.send_failed", events=len(remaining) - failed_at, error=type(failure).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.retry_max)
+            remaining = remaining[failed_at:]
 
     def _after_delivery(self, item: Outgoing) -> None:
         result = item.result

@@ -12,10 +12,12 @@ live with it; when an upgrade changes Faust, this module is what to read again.
   counts messages in process and acknowledges them itself. (The stream path also acked
   events never delivered: `take_events` acks its batch in a `finally`.)
 - `TableView`: Faust picks a table's partition (its RocksDB database and changelog partition)
-  from the event being iterated, one per batch, and asserts there is one.
+  from the event being iterated, one per batch, and asserts there is one. Under at-least-once
+  the view also sends the changelog itself, a batch at a time (`worker.stream.changelog`), and
+  `persist_changelog_offset` writes the store's persisted offset as Faust's send callback did.
 - `BoundedWorker`: a worker whose agent keeps crashing ignored SIGTERM for over an hour.
 - `let_batches_queue`, `wait_for_producer_buffer`: the producer buffer of table changelog
-  writes is checked before each batch, as the conductor checked it before each event; at
+  writes (under exactly-once) is checked before each batch, as the conductor checked it before each event; at
   Faust's 100 pending messages it would stop the agent every few claims, warning each time.
 - `serve_only_own_pages`: Faust's web server serves its own pages beside ours: `/` (status),
   `/router/` and `/table/<name>/<key>/`, which shows a table's value for any key (whether a
@@ -41,6 +43,7 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import TP
 
 from worker import audit
+from worker.stream.changelog import Changelog
 from worker.stream.intake import Intake
 
 
@@ -275,6 +278,14 @@ def serve_only_own_pages(app: Any) -> None:
     app._new_web = lambda: OwnPagesOnly(app)
 
 
+def persist_changelog_offset(table: Any, partition: int, offset: int) -> None:
+    """Write the store's persisted offset of a changelog partition, as Faust's changelog send callback does.
+
+    Recovery reads the changelog from the offset after it; the memory store keeps none.
+    """
+    table.data.set_persisted_offset(TP(table.changelog_topic.get_topic_name(), partition), offset)
+
+
 class TableView(MutableMapping[str, Any]):
     """A Faust table of JSON records, seen as a mapping whose partition is set by the caller.
 
@@ -286,9 +297,11 @@ class TableView(MutableMapping[str, Any]):
     they are.
     """
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, changelog: Changelog | None = None) -> None:
         self.table = table
         self.partition = 0
+        self.changelog = changelog
+        """Where writes queue for the stream handler to send (None: Faust sends each, as under exactly-once)."""
 
     def _get_raw(self, key: bytes) -> bytes | None:
         store = self.table.data
@@ -317,7 +330,7 @@ class TableView(MutableMapping[str, Any]):
         else:
             store.data[raw_key] = raw
             store._key_partition[raw_key] = self.partition  # what the memory store drops on revocation
-        self.table.send_changelog(self.partition, raw_key, raw, key_serializer="raw", value_serializer="raw")
+        self._send_changelog(raw_key, raw)
 
     def __delitem__(self, key: str) -> None:
         raw_key = key.encode()
@@ -326,7 +339,13 @@ class TableView(MutableMapping[str, Any]):
             store._db_for_partition(self.partition).delete(raw_key)
         else:
             del store.data[raw_key]
-        self.table.send_changelog(self.partition, raw_key, None, key_serializer="raw", value_serializer="raw")
+        self._send_changelog(raw_key, None)
+
+    def _send_changelog(self, raw_key: bytes, raw: bytes | None) -> None:
+        if self.changelog is not None:
+            self.changelog.add(self.partition, raw_key, raw)
+        else:
+            self.table.send_changelog(self.partition, raw_key, raw, key_serializer="raw", value_serializer="raw")
 
     def __iter__(self) -> Iterator[str]:
         store = self.table.data

@@ -72,4 +72,9 @@ class Metrics:
         self.gap_records = Counter(
             "claims_gap_records", "Input records recovered from skipped offset ranges.", registry=self.registry
         )
+        self.changelog_refused = Counter(
+            "claims_changelog_refused",
+            "History table writes the changelog topic refused for their size (kept in the local store only).",
+            registry=self.registry,
+        )
         self.ready = Gauge("claims_ready", "1 when the worker is ready to process claims.", registry=self.registry)

@@ -102,12 +102,28 @@ def max_message_bytes(role: str, path: Path | None = None) -> int | None:
     return None
 
 
+WRITTEN_ROLES = ("repartition", "adjudicated", "pended", "dead_letter", "changelog")
+"""The roles of the topics the worker writes."""
+
+BROKER_DEFAULT_MESSAGE_BYTES = 1_048_588
+"""Kafka's default `message.max.bytes`: what a topic declared without its own limit takes."""
+
+
 def largest_message_bytes(path: Path | None = None) -> int:
     """The largest `max.message.bytes` declared for a topic the worker writes (its producer's cap)."""
-    limits = [
-        max_message_bytes(role, path) for role in ("repartition", "adjudicated", "pended", "dead_letter", "changelog")
-    ]
+    limits = [max_message_bytes(role, path) for role in WRITTEN_ROLES]
     return max(limit for limit in limits if limit is not None)
+
+
+def smallest_message_bytes(path: Path | None = None) -> int:
+    """The smallest `max.message.bytes` of a topic the worker writes (the broker's default where none is declared).
+
+    The limit applies to a whole record batch, not one record: a producer batch larger than a
+    topic's limit would be refused as too large, and its outputs dead-lettered for a size they
+    do not have.
+    """
+    limits = [max_message_bytes(role, path) for role in WRITTEN_ROLES]
+    return min(BROKER_DEFAULT_MESSAGE_BYTES if limit is None else limit for limit in limits)
 
 
 async def check_brokers(settings: Settings, timeout: float = 15.0) -> None:
