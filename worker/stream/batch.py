@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -376,15 +376,9 @@ class StreamHandler:
         remaining = pending
         delay = self.retry_initial
         while remaining:
-            futures = []
-            for item in remaining:
-                try:
-                    futures.append(
-                        await self.publisher.send(item.topic, item.key, item.payload, item.headers, item.partition)
-                    )
-                except Exception as error:  # noqa: BLE001 - any send failure is retried, never dropped
-                    futures.append(_failed(error))
-            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            outcomes = await self._send_all(
+                (item.topic, item.key, item.payload, item.headers, item.partition) for item in remaining
+            )
             failed = []
             for index, (item, outcome) in enumerate(zip(remaining, outcomes, strict=True)):
                 smaller = self._smaller(item) if isinstance(outcome, TOO_LARGE) else None
@@ -408,6 +402,18 @@ class StreamHandler:
                 delay = min(delay * 2, self.retry_max)
             remaining = failed
 
+    async def _send_all(
+        self, messages: Iterable[tuple[str, bytes | None, bytes | None, Headers | None, int | None]]
+    ) -> list[Any]:
+        """Send messages (topic, key, value, headers, partition) in order; each one's acknowledgement or error."""
+        futures = []
+        for topic, key, value, headers, partition in messages:
+            try:
+                futures.append(await self.publisher.send(topic, key, value, headers, partition))
+            except Exception as error:  # noqa: BLE001 - any send failure is retried, never dropped
+                futures.append(_failed(error))
+        return await asyncio.gather(*futures, return_exceptions=True)
+
     async def _send_changelog(self, writes: list[TableWrite]) -> None:
         """Send table writes in order; return once each is acknowledged (or refused for its size).
 
@@ -420,13 +426,9 @@ class StreamHandler:
         remaining = writes
         delay = self.retry_initial
         while remaining:
-            futures = []
-            for write in remaining:
-                try:
-                    futures.append(await self.publisher.send(topic, write.key, write.value, None, write.partition))
-                except Exception as error:  # noqa: BLE001 - any send failure is retried, never dropped
-                    futures.append(_failed(error))
-            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            outcomes = await self._send_all(
+                (topic, write.key, write.value, None, write.partition) for write in remaining
+            )
             offsets: dict[int, int] = {}
             failed_at = None
             for index, (write, outcome) in enumerate(zip(remaining, outcomes, strict=True)):
