@@ -7,11 +7,13 @@ a drug description cannot reach the log by accident.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
+import threading
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any, TextIO
 
 import orjson
@@ -125,8 +127,54 @@ def _render(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) ->
     return orjson.dumps(event_dict, option=orjson.OPT_SORT_KEYS).decode()
 
 
+class AuditFile:
+    """Where structlog writes the audit lines: each written and flushed, or a batch's held and written at once.
+
+    Flushing every line cost a write call a decision; `hold` lets a batch's lines share one,
+    written before the batch's inputs are acknowledged.
+    """
+
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+        self._lock = threading.Lock()
+        self._held: list[str] | None = None
+
+    def msg(self, message: str) -> None:
+        """Write one line (or hold it, inside `hold`)."""
+        held = self._held
+        if held is not None:
+            held.append(message)
+            return
+        with self._lock:
+            self._file.write(message + "\n")
+            self._file.flush()
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold the lines written inside; write them, in order, with one flush on the way out."""
+        if self._held is not None:  # already holding: the outer hold writes them
+            yield
+            return
+        held: list[str] = []
+        self._held = held
+        try:
+            yield
+        finally:
+            self._held = None
+            if held:
+                with self._lock:
+                    self._file.write("\n".join(held) + "\n")
+                    self._file.flush()
+
+
 _log: Any = None
 """The audit logger of the current configuration (`configure`)."""
+
+_file: AuditFile | None = None
+"""Where it writes."""
 
 
 def configure(stream: TextIO | None = None, *, level: str = "info", service: str = "claims-worker") -> None:
@@ -147,13 +195,14 @@ def configure(stream: TextIO | None = None, *, level: str = "info", service: str
         allow_list,
         _render,
     ]
+    global _log, _file  # one logger per configuration, bound once: binding it per line was a real share of each line
+    _file = AuditFile(out)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.WriteLoggerFactory(file=out),
+        logger_factory=lambda *_args: _file,
         cache_logger_on_first_use=True,
     )
-    global _log  # one logger per configuration, bound once: binding it per line was a real share of each line
     _log = structlog.get_logger("audit")
     # Library logs (faust, aiokafka) go through the same allow-list: message text and logger only.
     handler = logging.StreamHandler(out)
@@ -174,6 +223,16 @@ def configure(stream: TextIO | None = None, *, level: str = "info", service: str
 
 def _logger() -> Any:
     return _log if _log is not None else structlog.get_logger("audit")
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """Write the audit lines of the block at its end, in one go: a batch's lines, one write (see `AuditFile`)."""
+    if _file is None:
+        yield
+        return
+    with _file.hold():
+        yield
 
 
 def lifecycle(event: str, **fields: Any) -> None:

@@ -48,3 +48,43 @@ def test_only_the_entries_with_keys_outside_the_list_are_rebuilt() -> None:
     assert line["lines"] == [clean, {"line_number": 2, "rule": "r"}]
     assert line["rule_trace"] == [{"line_number": 2, "rule": "r", "evidence": {"route": "IV"}}]
     assert "birth_date" not in line
+
+
+class CountingStream(io.StringIO):
+    """A stream that counts its flushes: one a write call that reaches the file."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+def test_a_held_block_writes_its_lines_in_order_with_one_flush() -> None:
+    stream = CountingStream()
+    audit.configure(stream)
+    with audit.held():
+        for number in range(3):
+            audit.lifecycle("x", events=number)
+        assert stream.getvalue() == "", "held until the block ends"
+    assert [json.loads(line)["events"] for line in stream.getvalue().splitlines()] == [0, 1, 2]
+    assert stream.flushes == 1
+    audit.lifecycle("y")
+    assert stream.flushes == 2, "outside a held block each line is flushed as it is written"
+
+
+def test_a_held_block_that_fails_still_writes_its_lines() -> None:
+    stream = CountingStream()
+    audit.configure(stream)
+    try:
+        with audit.held():
+            audit.lifecycle("x")
+            with audit.held():  # nested: the outer block writes
+                audit.lifecycle("y")
+            assert stream.getvalue() == ""
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == ["x", "y"]

@@ -176,3 +176,49 @@ async def test_without_a_changelog_the_table_sends_its_own_writes() -> None:
     view["M-1"] = {"claims": {}}
     del view["M-1"]
     assert sent == [(0, b"M-1", b'{"claims":{}}'), (0, b"M-1", None)]
+
+
+async def test_the_store_takes_the_queued_writes_when_they_are_taken_and_the_view_reads_them_before() -> None:
+    changelog = Changelog(CHANGELOG)
+    table = faust_table()
+    view = TableView(table, changelog)
+    view.partition = 1
+    view["M-1"] = {"claims": {"A": {}}}
+    view["M-1 pends"] = {"P": {}}
+    del view["M-1 pends"]
+    assert table.data.data == {}, "the store has none of them yet"
+    assert view["M-1"] == {"claims": {"A": {}}}, "the view reads what it queued"
+    assert "M-1 pends" not in view, "a queued deletion reads as one"
+    view.partition = 0
+    assert "M-1" not in view, "another partition's queued writes are not this one's"
+    changelog.take()
+    assert table.data.data == {b"M-1": b'{"claims":{"A":{}}}'}
+    assert table.data._key_partition == {b"M-1": 1}
+    view.partition = 1
+    assert view["M-1"] == {"claims": {"A": {}}}
+    with pytest.raises(KeyError):
+        del view["M-2"]
+
+
+async def test_rocksdb_takes_a_batch_of_writes_in_order_one_write_batch_a_partition(tmp_path: Any) -> None:
+    changelog = Changelog(CHANGELOG)
+    app = faust.App("changelog-test-rocks", broker="kafka://localhost:1", store="rocksdb://", datadir=tmp_path)
+    table = app.Table("members", default=None, key_type=bytes, value_type=bytes)
+    store = table.data  # Faust's RocksDB store: a database a partition, opened as it is first used
+    view = TableView(table, changelog)
+    view.partition = 0
+    view["M-1"] = {"n": 1}
+    view["M-1 pends"] = {"P": {}}
+    view.partition = 3
+    view["M-2"] = {"n": 1}
+    view.partition = 0
+    view["M-1"] = {"n": 2}
+    del view["M-1 pends"]
+    assert store._db_for_partition(0).get(b"M-1") is None, "not in the database before the batch is taken"
+    assert view["M-1"] == {"n": 2}
+    assert len(changelog.take()) == 5
+    first = store._db_for_partition(0)
+    assert first.get(b"M-1") == b'{"n":2}', "the last write of a key wins, as in the changelog"
+    assert first.get(b"M-1 pends") is None
+    assert store._db_for_partition(3).get(b"M-2") == b'{"n":1}'
+    assert sorted(view) == ["M-1"], "partition 0 holds M-1 only"

@@ -348,8 +348,9 @@ class StreamHandler:
         self._delivering_since = time.monotonic()
         try:
             await self._deliver(pending)
-            for item in pending:
-                self._after_delivery(item)
+            with audit.held():  # the batch's audit lines: one write, before its inputs are acknowledged
+                for item in pending:
+                    self._after_delivery(item)
             if self.changelog is not None:
                 await self._send_changelog(self.changelog.take())
         finally:

@@ -10,6 +10,11 @@ acknowledged and before the batch's inputs are: a batch's offsets are committed 
 table writes are in the changelog too. The store's persisted offset is written once a
 partition a batch, with the last write acknowledged.
 
+The store takes the queued writes when they are taken to be sent (`on_take`), one RocksDB write
+batch a partition: a put of its own for each record cost a write-ahead-log write call a claim.
+Until then the view reads its own queued writes (`TableView`), so a claim decided after another
+of its member's, in the same batch, sees what the first one wrote.
+
 Under exactly-once, Faust's transactions must carry the writes: the view leaves them to Faust.
 """
 
@@ -37,15 +42,19 @@ class Changelog:
         """The changelog topic (the table's `<app>-<table>-changelog`)."""
         self.on_sent = on_sent
         """Called with a partition and the offset of its last write acknowledged (the store's persisted offset)."""
+        self.on_take: Callable[[list[TableWrite]], None] | None = None
+        """Called with the writes `take` hands out, before it returns them: the store takes them then."""
         self._queued: list[TableWrite] = []
 
     def add(self, partition: int, key: bytes, value: bytes | None) -> None:
-        """Queue one write, after the store has taken it."""
+        """Queue one write (the store takes it with the others, on `take`)."""
         self._queued.append(TableWrite(partition, key, value))
 
     def take(self) -> list[TableWrite]:
-        """The writes queued so far, in order; the queue starts again empty."""
+        """The writes queued so far, in order, once the store has them (`on_take`); the queue starts again empty."""
         queued, self._queued = self._queued, []
+        if self.on_take is not None and queued:
+            self.on_take(queued)
         return queued
 
     def sent(self, offsets: Mapping[int, int]) -> None:

@@ -33,17 +33,18 @@ import asyncio
 import os
 import sys
 import threading
-from collections.abc import Collection, Iterator, MutableMapping
+from collections.abc import Collection, Iterator, MutableMapping, Sequence
 from typing import Any
 
 import faust
 import orjson
+import rocksdict
 from faust.exceptions import ConsumerNotStarted
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import TP
 
 from worker import audit
-from worker.stream.changelog import Changelog
+from worker.stream.changelog import Changelog, TableWrite
 from worker.stream.intake import Intake
 
 
@@ -286,6 +287,10 @@ def persist_changelog_offset(table: Any, partition: int, offset: int) -> None:
     table.data.set_persisted_offset(TP(table.changelog_topic.get_topic_name(), partition), offset)
 
 
+_NOT_QUEUED = object()
+"""What `TableView` finds for a key with no queued write (None is a queued deletion)."""
+
+
 class TableView(MutableMapping[str, Any]):
     """A Faust table of JSON records, seen as a mapping whose partition is set by the caller.
 
@@ -302,8 +307,16 @@ class TableView(MutableMapping[str, Any]):
         self.partition = 0
         self.changelog = changelog
         """Where writes queue for the stream handler to send (None: Faust sends each, as under exactly-once)."""
+        self._queued: dict[tuple[int, bytes], bytes | None] = {}
+        """Writes queued in the changelog that the store has not taken yet, by partition and key (None: deleted)."""
+        if changelog is not None:
+            changelog.on_take = self.store_writes
 
     def _get_raw(self, key: bytes) -> bytes | None:
+        if self._queued:
+            queued = self._queued.get((self.partition, key), _NOT_QUEUED)
+            if queued is not _NOT_QUEUED:
+                return queued  # type: ignore[return-value]  # bytes or None: not the sentinel
         store = self.table.data
         if hasattr(store, "_db_for_partition"):  # RocksDB: one database per partition
             value: bytes | None = store._db_for_partition(self.partition).get(key)
@@ -323,29 +336,47 @@ class TableView(MutableMapping[str, Any]):
         return orjson.loads(raw) if raw is not None else default
 
     def __setitem__(self, key: str, value: Any) -> None:
-        raw_key, raw = key.encode(), orjson.dumps(value)
-        store = self.table.data
-        if hasattr(store, "_db_for_partition"):
-            store._db_for_partition(self.partition).put(raw_key, raw)
-        else:
-            store.data[raw_key] = raw
-            store._key_partition[raw_key] = self.partition  # what the memory store drops on revocation
-        self._send_changelog(raw_key, raw)
+        self._write(key.encode(), orjson.dumps(value))
 
     def __delitem__(self, key: str) -> None:
         raw_key = key.encode()
+        if self._get_raw(raw_key) is None:
+            raise KeyError(key)
+        self._write(raw_key, None)
+
+    def _write(self, raw_key: bytes, raw: bytes | None) -> None:
+        if self.changelog is not None:
+            # Queued: the store takes it with the batch's other writes (`store_writes`).
+            self._queued[(self.partition, raw_key)] = raw
+            self.changelog.add(self.partition, raw_key, raw)
+            return
+        self.store_writes([TableWrite(self.partition, raw_key, raw)])
+        self.table.send_changelog(self.partition, raw_key, raw, key_serializer="raw", value_serializer="raw")
+
+    def store_writes(self, writes: Sequence[TableWrite]) -> None:
+        """Write to the store, in order: one RocksDB write batch a partition (or the memory store's dict)."""
         store = self.table.data
         if hasattr(store, "_db_for_partition"):
-            store._db_for_partition(self.partition).delete(raw_key)
+            batches: dict[int, Any] = {}
+            for write in writes:
+                batch = batches.get(write.partition)
+                if batch is None:
+                    batch = batches[write.partition] = rocksdict.WriteBatch(raw_mode=True)
+                if write.value is None:
+                    batch.delete(write.key)
+                else:
+                    batch.put(write.key, write.value)
+            for partition, batch in batches.items():
+                store._db_for_partition(partition).write(batch)
         else:
-            del store.data[raw_key]
-        self._send_changelog(raw_key, None)
-
-    def _send_changelog(self, raw_key: bytes, raw: bytes | None) -> None:
-        if self.changelog is not None:
-            self.changelog.add(self.partition, raw_key, raw)
-        else:
-            self.table.send_changelog(self.partition, raw_key, raw, key_serializer="raw", value_serializer="raw")
+            for write in writes:
+                if write.value is None:
+                    store.data.pop(write.key, None)
+                    store._key_partition.pop(write.key, None)
+                else:
+                    store.data[write.key] = write.value
+                    store._key_partition[write.key] = write.partition  # what the memory store drops on revocation
+        self._queued.clear()
 
     def __iter__(self) -> Iterator[str]:
         store = self.table.data
