@@ -163,16 +163,18 @@ class StreamHandler:
         self._undelivered: dict[str, Emitted] = {}
         """Inputs decided but not yet delivered, in any prepared batch, by event id: a redelivery
         of one of them is skipped ("already emitted" is only recorded after delivery)."""
-        self._line_counters: dict[tuple[str, str], Any] = {}
-        """Children of the line-outcome counter (outcomes times rules: bounded by the policy)."""
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+        """Labelled children of the metrics, by metric and labels (topics, outcomes, rules, queues,
+        kinds: each bounded by the settings, the policy or the contract)."""
         self._resolving: set[str] = set()
         """Pends that reviews in a prepared batch resolve, not yet delivered: a second review of one is refused."""
 
-    def _line_counter(self, outcome: str, rule: str) -> Any:
-        # A labelled child looked up once per (outcome, rule): `labels()` costs more than `inc()`.
-        child = self._line_counters.get((outcome, rule))
+    def _child(self, metric: Any, *labels: str) -> Any:
+        # A labelled child looked up once per metric and labels: `labels()` costs three times `inc()`.
+        key = (metric, labels)
+        child = self._children.get(key)
         if child is None:
-            child = self._line_counters[(outcome, rule)] = self.metrics.line_outcomes.labels(outcome, rule)
+            child = self._children[key] = metric.labels(*labels)
         return child
 
     def delivering_for(self, now: float) -> float:
@@ -191,7 +193,7 @@ class StreamHandler:
             batch = sorted(batch, key=lambda item: item.topic != self.topics.by_member)
         for incoming in batch:
             taken = time.perf_counter()
-            self.metrics.events_in.labels(incoming.topic).inc()
+            self._child(self.metrics.events_in, incoming.topic).inc()
             if self.topics.by_member is not None and incoming.topic != self.topics.by_member:
                 forwarded = self._forward(incoming, taken)
                 if forwarded is not None:
@@ -242,7 +244,6 @@ class StreamHandler:
 
         None: the input is on its member's partition and may be decided where it was read.
         """
-        position = _position(incoming)
         review = self.topics.reviews is not None and incoming.topic == self.topics.reviews
         # The hop needs only the member id: read it without validating the rest, which the
         # member's partition does anyway. What has no member id to read is parsed in full here,
@@ -255,7 +256,7 @@ class StreamHandler:
                 else:
                     member = self.processor.parse(incoming.value).claim.member.member_id
             except dead_letter.Unreadable as unreadable:
-                dead = self.processor.dead_lettered(incoming.value, unreadable, position)
+                dead = self.processor.dead_lettered(incoming.value, unreadable, _position(incoming))
                 return self._outgoing(incoming, dead, taken)
         assert self.topics.by_member is not None  # noqa: S101 - only called when re-keying
         partition = member_partition(member, self.topics.partitions)
@@ -263,6 +264,7 @@ class StreamHandler:
             if self.placement.in_place(partition):
                 return None
             self.placement.forwarding(partition)
+        position = _position(incoming)  # only now: an input decided in place has its own (`_source`)
         headers = [(name, value or b"") for name, value in without_source(incoming.headers)]
         headers.append(source_header(position))
         if review:
@@ -481,22 +483,22 @@ class StreamHandler:
                 review.member_id, review.claim_id, str(review.event_id), str(result.event.event_id)
             )
             self._resolving.discard(str(review.pend_event_id))
-            self.metrics.reviews.labels(result.queue).inc()
-            self.metrics.pend_age.labels(result.queue).observe(max(result.pend_age_seconds, 0.0))
+            self._child(self.metrics.reviews, result.queue).inc()
+            self._child(self.metrics.pend_age, result.queue).observe(max(result.pend_age_seconds, 0.0))
             audit.record_review(result, source=source, output_topic=item.topic)
         elif isinstance(result, Decided):
             self.processor.history.mark_emitted(result.claim, result.decision, result.fingerprint, pend=pend_of(result))
             self._undelivered.pop(result.claim.event_id, None)
-            self.metrics.decisions.labels(result.event_type).inc()
+            self._child(self.metrics.decisions, result.event_type).inc()
             if result.decision.queue is not None:
-                self.metrics.pends_opened.labels(result.decision.queue).inc()
+                self._child(self.metrics.pends_opened, result.decision.queue).inc()
             for line in result.decision.lines:
-                self._line_counter(line.outcome.value, line.rule).inc()
+                self._child(self.metrics.line_outcomes, line.outcome.value, line.rule).inc()
             now = time.perf_counter()
             self.metrics.latency.observe(now - item.taken)
             audit.record_decision(result, source=source, output_topic=item.topic, started=item.taken, now=now)
         else:
-            self.metrics.dead_letters.labels(result.record.kind.value).inc()
+            self._child(self.metrics.dead_letters, result.record.kind.value).inc()
             audit.record_dead_letter(result, source=source, output_topic=item.topic)
         if self.on_progress is not None:
             self.on_progress(item.incoming)
