@@ -36,20 +36,26 @@ def _pend_records(restart: dict[str, Any]) -> str:
 
 
 def _latency_curve(results: dict[str, Any]) -> list[str]:
-    """Latency of (c) by offered load, with the worker's CPU over the load (runs before it was measured: none)."""
-    runs = sorted([*results.get("latency_curve", []), results["latency"]], key=lambda run: run["offered_per_s"])
-    if len(runs) < 2:
+    """Latency of (c) by offered load and input key, with the CPU over the load (older runs: fewer columns)."""
+    claim_keyed = sorted([*results.get("latency_curve", []), results["latency"]], key=lambda run: run["offered_per_s"])
+    if len(claim_keyed) < 2:
         return []
+    member_keyed = results.get("latency_member_keyed", [])
     return [
-        "Latency of (c) by offered load (claims keyed by claim id, so most take the member hop):",
+        "Latency of (c) by offered load, on input keyed by claim id (so most claims take the member hop) and"
+        " on input keyed by member id (decided where they are read). Machine busy: the share of all CPUs the"
+        " load generator, the broker and the worker used together over the load.",
         "",
-        "| offered, claims/s | p50 | p95 | p99 | max | worker CPU (cores) | CPU a claim |",
-        "|---|---|---|---|---|---|---|",
+        "| input keyed by | offered, claims/s | p50 | p95 | p99 | max | worker CPU (cores) | CPU a claim"
+        " | machine busy |",
+        "|---|---|---|---|---|---|---|---|---|",
         *(
-            f"| {run['offered_per_s']:,} | {run['p50_ms']:.0f} ms | {run['p95_ms']:.0f} ms | {run['p99_ms']:.0f} ms"
+            f"| {run.get('keyed_by', 'claim')} id | {run['offered_per_s']:,} | {run['p50_ms']:.0f} ms"
+            f" | {run['p95_ms']:.0f} ms | {run['p99_ms']:.0f} ms"
             f" | {run['max_ms']:.0f} ms | {_or_dash(run.get('worker_cpu_share'), '{:.2f}')}"
-            f" | {_or_dash(run.get('worker_cpu_ms_per_claim'), '{:.2f} ms')} |"
-            for run in runs
+            f" | {_or_dash(run.get('worker_cpu_ms_per_claim'), '{:.2f} ms')}"
+            f" | {_or_dash(run.get('machine_busy_share'), '{:.0%}')} |"
+            for run in [*claim_keyed, *member_keyed]
         ),
         "",
     ]

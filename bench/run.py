@@ -58,6 +58,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot (/proc/stat): the machine's load over a span."""
+    fields = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def key_of(value: bytes, by: str) -> bytes | None:
     """The key an intake gives a claim event: its member id (`member`) or its claim id (`claim`)."""
     try:
@@ -298,7 +305,8 @@ class Run:
         records = asyncio.run(collect(self.servers, [output], len(self.data), 120))
         return {**figures, "wall_rate": figures["rate"], "rate": rate_of(records), "outputs": len(records)}
 
-    def latency(self, rate: int, seconds: int) -> dict[str, Any]:
+    def latency(self, rate: int, seconds: int, *, keyed_by: str = "claim") -> dict[str, Any]:
+        """The worker's latency at `rate` claims/s offered, the input keyed by claim id or member id (`keyed_by`)."""
         group = f"latency-{uuid.uuid4().hex[:6]}"
         source, output = f"{group}.in", f"{group}.out"
         settings = Settings(
@@ -326,12 +334,14 @@ class Run:
             stderr=subprocess.DEVNULL,
         )
         try:
-            return asyncio.run(self._paced(source, output, rate, seconds, process.pid))
+            return asyncio.run(self._paced(source, output, rate, seconds, process.pid, keyed_by))
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
 
-    async def _paced(self, source: str, output: str, rate: int, seconds: int, worker_pid: int) -> dict[str, Any]:
+    async def _paced(
+        self, source: str, output: str, rate: int, seconds: int, worker_pid: int, keyed_by: str
+    ) -> dict[str, Any]:
         pool = [orjson.loads(raw) for raw in claims(2000, seed=77) if raw.startswith(b'{"schema_version":1,"event_id"')]
         producer = AIOKafkaProducer(bootstrap_servers=self.servers, linger_ms=0)
         await producer.start()
@@ -343,9 +353,8 @@ class Run:
             event["claim"] = {**event["claim"], "claim_id": f"LAT-{n:07d}"}
             stamp = int(time.time() * 1000)
             sent[event["event_id"]] = stamp
-            await producer.send(
-                source, orjson.dumps(event), key=event["claim"]["claim_id"].encode(), timestamp_ms=stamp
-            )
+            value = orjson.dumps(event)
+            await producer.send(source, value, key=key_of(value, keyed_by), timestamp_ms=stamp)
 
         warm_up = rate * WARM_UP_SECONDS
         total = rate * seconds
@@ -360,12 +369,15 @@ class Run:
             for n in range(warm_up + total):
                 if n == warm_up:
                     cpu_before, wall_before = cpu_seconds(worker_pid), time.perf_counter()
+                    busy_before = machine_busy()
                 delay = start + n / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 await send(50 + n)
             # The worker's CPU over the measured load (it keeps up, or the share shows it cannot).
             cpu_share = (cpu_seconds(worker_pid) - cpu_before) / (time.perf_counter() - wall_before)
+            busy_after = machine_busy()  # the load generator, the broker and the worker together
+            busy = (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1)
             await producer.flush()
         finally:
             await producer.stop()
@@ -387,6 +399,8 @@ class Run:
             "first_second_after_idle_max_ms": max(after_idle[:rate]),
             "worker_cpu_share": cpu_share,
             "worker_cpu_ms_per_claim": cpu_share * 1000 / rate,
+            "keyed_by": keyed_by,
+            "machine_busy_share": busy,
         }
 
 
@@ -527,6 +541,11 @@ def main(argv: list[str] | None = None) -> int:
         for rate in (int(r) for r in args.latency_curve.split(",") if r):
             log(f"latency at {rate}/s for {args.latency_seconds}s")
             results["latency_curve"].append(run.latency(rate, args.latency_seconds))
+        # The same loads keyed by member id, as a well-configured intake keys them (decided in place).
+        results["latency_member_keyed"] = []
+        for rate in sorted({args.latency_rate, *(int(r) for r in args.latency_curve.split(",") if r)}):
+            log(f"latency at {rate}/s for {args.latency_seconds}s, keyed by member id")
+            results["latency_member_keyed"].append(run.latency(rate, args.latency_seconds, keyed_by="member"))
         sizes = [int(n) for n in args.history_claims.split(",")]
         results["restart"] = {str(n): RestartBench(run, n).measure() for n in sizes}
         restart = results["restart"]

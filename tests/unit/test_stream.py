@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import io
 import json
+import uuid
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -190,6 +193,39 @@ async def test_a_redelivery_in_the_same_or_a_later_batch_is_not_published(
     assert step.prepare([incoming(other, 4)]) == []
     await step.deliver(first)
     assert len(publisher.sent) == 2
+
+
+async def test_a_batch_decided_in_slices_lets_the_one_before_be_delivered_and_decides_the_same(
+    policies: PolicyBook, log: io.StringIO
+) -> None:
+    decided_at = datetime(2025, 9, 3, 14, 22, 5, tzinfo=UTC)
+
+    def step_of(publisher: FakePublisher) -> StreamHandler:
+        processor = Processor(policies, clock=lambda: decided_at)
+        return StreamHandler(processor, publisher, TOPICS, Metrics())
+
+    earlier = [incoming(to_bytes(claim_event(claim_id=f"A{n}", event_id=str(uuid.uuid4()))), n) for n in range(3)]
+    later = [incoming(to_bytes(claim_event(claim_id=f"B{n}", event_id=str(uuid.uuid4()))), 3 + n) for n in range(4)]
+    # The second batch holds a redelivery of the first's first input, after two inputs of its own.
+    later.insert(2, dataclasses.replace(earlier[0], offset=9))
+
+    at_once = step_of(FakePublisher())
+    await at_once.deliver(at_once.prepare(earlier))
+    expected = [item.payload for item in at_once.prepare(later)]
+
+    publisher = FakePublisher()
+    step = step_of(publisher)
+    delivering = asyncio.ensure_future(step.deliver(step.prepare(earlier)))
+    delivered_after: list[int] = []
+    delivering.add_done_callback(lambda _: delivered_after.append(len(publisher.sent)))
+    sliced = await step.prepare_in_slices(later, slice_seconds=0)  # the loop runs after every input
+    # The first batch was delivered (and marked emitted) while the second was being decided ...
+    assert delivering.done()
+    assert delivered_after == [len(earlier)]
+    # ... and the second was decided as at once: the redelivery is still not published, whichever
+    # record (undelivered or emitted) it was checked against.
+    assert [item.payload for item in sliced] == expected
+    assert len(sliced) == 4
 
 
 async def test_the_audit_line_is_canonical_and_holds_no_phi(policies: PolicyBook, log: io.StringIO) -> None:

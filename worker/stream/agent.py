@@ -67,7 +67,7 @@ def register_agent(
         if placement is not None:
             # The partitions of this batch's inputs: may they be decided where they were read?
             await placement.learn({item.partition for item in batch if item.topic != handler.topics.by_member})
-        return handler.prepare(batch), confirmed
+        return await handler.prepare_in_slices(batch), confirmed
 
     async def deliver(
         messages: list[Any], outgoing: list[Outgoing], confirmed: list[tuple[GapCheck, list[Gap]]]
