@@ -48,7 +48,7 @@ TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 """Send failures no retry can mend: the producer's size cap, or the topic's `max.message.bytes`."""
 
 SLICE_SECONDS = 0.002
-"""Deciding a batch lets the event loop run after this much CPU (`StreamHandler.prepare_in_slices`)."""
+"""The event loop runs after each this long (wall time) of deciding a batch (`StreamHandler.prepare_in_slices`)."""
 
 
 @dataclass(frozen=True, slots=True)
