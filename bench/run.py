@@ -537,13 +537,14 @@ def main(argv: list[str] | None = None) -> int:
         }
         log(f"latency at {args.latency_rate}/s for {args.latency_seconds}s")
         results["latency"] = run.latency(args.latency_rate, args.latency_seconds)
+        curve = [int(r) for r in args.latency_curve.split(",") if r]
         results["latency_curve"] = []
-        for rate in (int(r) for r in args.latency_curve.split(",") if r):
+        for rate in curve:
             log(f"latency at {rate}/s for {args.latency_seconds}s")
             results["latency_curve"].append(run.latency(rate, args.latency_seconds))
         # The same loads keyed by member id, as a well-configured intake keys them (decided in place).
         results["latency_member_keyed"] = []
-        for rate in sorted({args.latency_rate, *(int(r) for r in args.latency_curve.split(",") if r)}):
+        for rate in sorted({args.latency_rate, *curve}):
             log(f"latency at {rate}/s for {args.latency_seconds}s, keyed by member id")
             results["latency_member_keyed"].append(run.latency(rate, args.latency_seconds, keyed_by="member"))
         sizes = [int(n) for n in args.history_claims.split(",")]
