@@ -7,7 +7,9 @@ Run as `python -m bench.naive_faust worker --without-web -l warning` with BENCH_
 - `BENCH_BATCH=0`: one event at a time, each send awaited (the naive agent); `N`: `take_events(N)`
   batches, the sends of a batch awaited together (Faust's floor, with trivial work);
 - `BENCH_TRANSPORT=kafka` (aiokafka, Faust's default) or `confluent` (Faust's librdkafka driver;
-  on the embedded broker it never joins its group: docs/benchmarks-notes.md).
+  on the embedded broker it never joins its group: docs/benchmarks-notes.md);
+- `BENCH_FETCH_MAX_WAIT_MS`: the longest a fetch waits on the broker, as the worker sets it (a
+  latency run; Faust fixes it at 1,500 ms, which the embedded broker waits out).
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ app = faust.App(
     broker_rebalance_timeout=6,
     web_enabled=False,
 )
+if os.environ.get("BENCH_FETCH_MAX_WAIT_MS"):
+    from worker.stream.faust_quirks import guard_consumer
+
+    guard_consumer(app, (), fetch_max_wait_ms=int(os.environ["BENCH_FETCH_MAX_WAIT_MS"]))  # no topic guarded
 source = app.topic(os.environ.get("BENCH_IN", "bench.in"))
 target = app.topic(os.environ.get("BENCH_OUT", "bench.out"))
 

@@ -37,8 +37,14 @@ class SameWork:
         return record.model_dump_json().encode() if record is not None else value
 
 
-async def aiokafka_loop(servers: str, source: str, target: str, expected: int, *, same_work: bool) -> float:
-    """Consume, transform, produce, await the acknowledgements, commit, per batch; return claims/s."""
+async def aiokafka_loop(
+    servers: str, source: str, target: str, expected: int, *, same_work: bool, fetch_max_wait_ms: int = 500
+) -> float:
+    """Consume, transform, produce, await the acknowledgements, commit, per batch; return claims/s.
+
+    `fetch_max_wait_ms`: aiokafka's default for a backlog; a latency run gives it the worker's
+    (the embedded broker waits out a fetch rather than answering when data arrives).
+    """
     import orjson
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -50,6 +56,7 @@ async def aiokafka_loop(servers: str, source: str, target: str, expected: int, *
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )
     producer = AIOKafkaProducer(bootstrap_servers=servers, linger_ms=5, max_batch_size=512 * 1024)
     await consumer.start()
@@ -80,3 +87,15 @@ async def aiokafka_loop(servers: str, source: str, target: str, expected: int, *
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+def main(argv: list[str]) -> None:
+    """`python -m bench.peers SERVERS SOURCE TARGET FETCH_MAX_WAIT_MS`: the same-work loop until stopped."""
+    servers, source, target, wait = argv
+    asyncio.run(aiokafka_loop(servers, source, target, 2**62, same_work=True, fetch_max_wait_ms=int(wait)))
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

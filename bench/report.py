@@ -61,6 +61,38 @@ def _latency_curve(results: dict[str, Any]) -> list[str]:
     ]
 
 
+PEER_NAMES = {
+    "faust_trivial": "naive Faust agent, trivial work",
+    "faust_same": "naive Faust agent, same work",
+    "aiokafka_same": "aiokafka loop, same work",
+}
+
+
+def _latency_peers(results: dict[str, Any]) -> list[str]:
+    """The worker's member-keyed latency beside the peers' under the same loads (older runs: none)."""
+    peers = results.get("latency_peers", [])
+    if not peers:
+        return []
+    runs = sorted(
+        [*({**run, "pipeline": "worker"} for run in results.get("latency_member_keyed", [])), *peers],
+        key=lambda run: (run["offered_per_s"], run["pipeline"] != "worker"),
+    )
+    return [
+        "The same member-keyed loads on the peers, each with the worker's fetch wait (the embedded broker"
+        " waits out a fetch): a naive Faust agent doing trivial work is what Faust itself costs here.",
+        "",
+        "| offered, claims/s | pipeline | p50 | p99 | max | its CPU (cores) | machine busy |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {run['offered_per_s']:,} | {PEER_NAMES.get(run['pipeline'], 'our worker')}"
+            f" | {run['p50_ms']:.0f} ms | {run['p99_ms']:.0f} ms | {run['max_ms']:.0f} ms"
+            f" | {run['worker_cpu_share']:.2f} | {run['machine_busy_share']:.0%} |"
+            for run in runs
+        ),
+        "",
+    ]
+
+
 def _or_dash(value: float | None, form: str) -> str:
     return "-" if value is None else form.format(value)
 
@@ -187,6 +219,7 @@ def markdown(results: dict[str, Any]) -> str:
         " ms.",
         "",
         *_latency_curve(results),
+        *_latency_peers(results),
         "Restart and memory of one worker (RocksDB store) by the history it holds:",
         "",
         "| claims of history | member records | changelog | store on disk | cold start, ready after"

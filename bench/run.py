@@ -139,6 +139,9 @@ def rate_of(records: list[Any]) -> float:
 WARM_UP_SECONDS = 2
 """Seconds of the offered load before latency is measured."""
 
+LATENCY_PEERS = ("faust_trivial", "faust_same", "aiokafka_same")
+"""The pipelines measured under the worker's member-keyed latency loads (`Run.latency`)."""
+
 
 class Run:
     """One benchmark run against one broker."""
@@ -305,36 +308,57 @@ class Run:
         records = asyncio.run(collect(self.servers, [output], len(self.data), 120))
         return {**figures, "wall_rate": figures["rate"], "rate": rate_of(records), "outputs": len(records)}
 
-    def latency(self, rate: int, seconds: int, *, keyed_by: str = "claim") -> dict[str, Any]:
-        """The worker's latency at `rate` claims/s offered, the input keyed by claim id or member id (`keyed_by`)."""
+    def latency(self, rate: int, seconds: int, *, keyed_by: str = "claim", pipeline: str = "worker") -> dict[str, Any]:
+        """Latency at `rate` claims/s offered, the input keyed by claim id or member id (`keyed_by`).
+
+        `pipeline`: `worker`, or a peer under the same load with the worker's fetch wait:
+        `faust_trivial` (a naive Faust agent with trivial work: Faust's own latency here),
+        `faust_same` (the naive Faust agent, same work) or `aiokafka_same` (the plain loop, same work).
+        """
         group = f"latency-{uuid.uuid4().hex[:6]}"
         source, output = f"{group}.in", f"{group}.out"
-        settings = Settings(
-            bootstrap_servers=self.servers,
-            group_id=group,
-            input_topic=source,
-            adjudicated_topic=output,
-            pended_topic=output,
-            dead_letter_topic=output,
-            partitions=PARTITIONS,
-        )
-        asyncio.run(topics.ensure(settings))
-        env = self.worker_env(group, output, audit=self.workdir / f"audit-{group}.log")
-        env.update(
-            {
-                "CLAIMS_INPUT_TOPIC": source,
-                "CLAIMS_WEB_PORT": str(20000 + (uuid.uuid4().int % 20000)),
-                "CLAIMS_PRODUCER_LINGER_MS": "1",
-            }
-        )
-        process = subprocess.Popen(
-            [str(BIN / "claims-worker"), "run"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        fetch_wait = str(Settings.model_fields["fetch_max_wait_ms"].default)
+        env: dict[str, str]
+        if pipeline == "worker":
+            settings = Settings(
+                bootstrap_servers=self.servers,
+                group_id=group,
+                input_topic=source,
+                adjudicated_topic=output,
+                pended_topic=output,
+                dead_letter_topic=output,
+                partitions=PARTITIONS,
+            )
+            asyncio.run(topics.ensure(settings))
+            env = self.worker_env(group, output, audit=self.workdir / f"audit-{group}.log")
+            env.update(
+                {
+                    "CLAIMS_INPUT_TOPIC": source,
+                    "CLAIMS_WEB_PORT": str(20000 + (uuid.uuid4().int % 20000)),
+                    "CLAIMS_PRODUCER_LINGER_MS": "1",
+                }
+            )
+            cmd = [str(BIN / "claims-worker"), "run"]
+        else:
+            asyncio.run(self.create(source, output))
+            env = dict(os.environ)
+            if pipeline == "aiokafka_same":
+                cmd = [sys.executable, "-m", "bench.peers", self.servers, source, output, fetch_wait]
+            else:
+                env.update(
+                    BENCH_APP_ID=group,
+                    BENCH_BROKER=self.servers,
+                    BENCH_IN=source,
+                    BENCH_OUT=output,
+                    BENCH_WORK={"faust_trivial": "trivial", "faust_same": "same"}[pipeline],
+                    BENCH_BATCH="0",
+                    BENCH_FETCH_MAX_WAIT_MS=fetch_wait,
+                )
+                cmd = [sys.executable, "-m", "bench.naive_faust", "worker", "--without-web", "-l", "warn"]
+        process = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            return asyncio.run(self._paced(source, output, rate, seconds, process.pid, keyed_by))
+            figures = asyncio.run(self._paced(source, output, rate, seconds, process.pid, keyed_by))
+            return {**figures, "pipeline": pipeline}
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
@@ -382,7 +406,11 @@ class Run:
         finally:
             await producer.stop()
         records = await collect(self.servers, [output], 50 + warm_up + total, 120)
-        by_input = {orjson.loads(value).get("source_event_id"): stamp for value, stamp in records}
+        # A decision names its input (`source_event_id`); the trivial peer's output is its input, changed.
+        by_input = {}
+        for value, stamp in records:
+            output_value = orjson.loads(value)
+            by_input[output_value.get("source_event_id") or output_value.get("event_id")] = stamp
         ordered = list(sent.items())  # in send order
         after_idle = [by_input[event] - stamp for event, stamp in ordered[:warm_up] if event in by_input]
         latencies = sorted(by_input[event] - stamp for event, stamp in ordered[warm_up:] if event in by_input)
@@ -547,6 +575,21 @@ def main(argv: list[str] | None = None) -> int:
         for rate in sorted({args.latency_rate, *curve}):
             log(f"latency at {rate}/s for {args.latency_seconds}s, keyed by member id")
             results["latency_member_keyed"].append(run.latency(rate, args.latency_seconds, keyed_by="member"))
+        # The peers under the same member-keyed loads: whether a load is within reach of the stack here.
+        results["latency_peers"] = []
+        for rate in sorted({args.latency_rate, *curve}):
+            for pipeline in LATENCY_PEERS:
+                log(f"latency at {rate}/s for {args.latency_seconds}s, keyed by member id: {pipeline}")
+                results["latency_peers"].append(
+                    run.latency(rate, args.latency_seconds, keyed_by="member", pipeline=pipeline)
+                )
+        worker_p99 = {run["offered_per_s"]: run["p99_ms"] for run in results["latency_member_keyed"]}
+        floor_p99 = {
+            run["offered_per_s"]: run["p99_ms"]
+            for run in results["latency_peers"]
+            if run["pipeline"] == "faust_trivial"
+        }
+        results["ratios"]["p99_worker_vs_faust_trivial"] = worker_p99[args.latency_rate] / floor_p99[args.latency_rate]
         sizes = [int(n) for n in args.history_claims.split(",")]
         results["restart"] = {str(n): RestartBench(run, n).measure() for n in sizes}
         restart = results["restart"]
