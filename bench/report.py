@@ -250,6 +250,17 @@ def markdown(results: dict[str, Any]) -> str:
             continue
         met = got >= wanted if sense == ">=" else got <= wanted
         lines.append(f"| {name} | {sense} {wanted:,} | {got:,.2f} | {'yes' if met else 'no'} |")
+    floor = [
+        run
+        for run in results.get("latency_peers", [])
+        if run["pipeline"] == "faust_trivial" and run["offered_per_s"] == results["latency"]["offered_per_s"]
+    ]
+    if floor:
+        lines += [
+            "",
+            f"Under the same {floor[0]['offered_per_s']:,}/s, member-keyed, a Faust agent doing trivial work had p99"
+            f" {floor[0]['p99_ms']:,.0f} ms in this run: the latency target's floor on this machine with Faust.",
+        ]
     lines += ["", "![throughput and latency](benchmarks.png)", ""]
     notes = DOCS / "benchmarks-notes.md"
     if notes.exists():
