@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -127,6 +129,25 @@ def event_id_conflict(event_id: str, output_event_id: str, claim_id: str) -> Unr
     return Unreadable(
         DeadLetterKind.EVENT_ID_CONFLICT,
         [ErrorDetail(path="event_id", message=message, type="event_id_conflict")],
+        source_event_id=event_id,
+    )
+
+
+def claim_id_conflict(event_id: str, claim_id: str, earlier: Mapping[str, Any]) -> Unreadable:
+    """The error for an original claim whose claim id was already decided for other content (revision 3, item 13).
+
+    It names the earlier claim's output (its final adjudication, when a review closed its pend),
+    so the producer can send a replacement (frequency 7) or a void (8) of it instead.
+    """
+    review = earlier.get("review") or {}
+    output = review.get("output") or earlier.get("event_id")
+    message = (
+        f"claim {claim_id} was already decided (output {output}) for other content; send a replacement"
+        " (frequency 7) or a void (8) of it, or a new claim id"
+    )
+    return Unreadable(
+        DeadLetterKind.CLAIM_ID_CONFLICT,
+        [ErrorDetail(path="claim.claim_id", message=message, type="claim_id_conflict")],
         source_event_id=event_id,
     )
 

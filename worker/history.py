@@ -37,11 +37,12 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
-from worker.adjudication import Claim, Decision, Line, Outcome
+from worker.adjudication import Claim, Decision, Line, LineDecision, Outcome
 from worker.adjudication.ndc import normalize
 
 DEFAULT_WINDOW_DAYS = 365
@@ -103,7 +104,10 @@ def member_of_key(key: str) -> str:
 
 def _copy(record: dict[str, Any]) -> dict[str, Any]:
     """A member record whose claims (and list of stored pend bodies) can change without touching `record`."""
-    return {"claims": dict(record["claims"]), "newest": record.get("newest"), "pends": list(record.get("pends", ()))}
+    copied = {"claims": dict(record["claims"]), "newest": record.get("newest"), "pends": list(record.get("pends", ()))}
+    if record.get("spent"):
+        copied["spent"] = dict(record["spent"])
+    return copied
 
 
 def _latest_service(claim: Claim) -> str:
@@ -196,6 +200,39 @@ class ClaimHistory:
                 found[line.line_number] = f"claim {owner[0]} line {owner[1]}"
         return found
 
+    def units_used(self, claim: Claim) -> dict[str, Decimal]:
+        """Units of the claim's authorizations that the member's other claims used (revision 3, item 12).
+
+        Counted over the member's active claims: a voided or replaced claim gave its units back,
+        the claim itself (decided again) and the claim a replacement or void retires are left
+        out, and so are claims the look-back window dropped (their units are kept in `spent`).
+        """
+        wanted = {auth.auth_id for auth in claim.prior_authorizations if auth.authorized_units is not None}
+        if not wanted:
+            return {}
+        member = self._member(claim.member_id)
+        retiring = claim.original_claim_id if claim.frequency_code in ("7", "8") else None
+        used: dict[str, Decimal] = {}
+        for auth_id, units in (member.get("spent") or {}).items():
+            if auth_id in wanted:
+                used[auth_id] = used.get(auth_id, _NO_UNITS) + Decimal(units)
+        for claim_id, held in member["claims"].items():
+            if held.get("status", ACTIVE) != ACTIVE or claim_id in (claim.claim_id, retiring):
+                continue
+            for auth_id, units in (held.get("units") or {}).items():
+                if auth_id in wanted:
+                    used[auth_id] = used.get(auth_id, _NO_UNITS) + Decimal(units)
+        return {auth_id: units for auth_id, units in used.items() if units}
+
+    def earlier_decision(self, claim: Claim) -> dict[str, Any] | None:
+        """What the history holds of this claim id for the member, when it holds its content (revision 3, item 13).
+
+        None when the claim id is new, or known only as a placeholder (retired before it came) or
+        from a record written before contents were kept.
+        """
+        held = self._claim(claim.member_id, claim.claim_id)
+        return held if held is not None and held.get("content") else None
+
     def superseded_event(self, claim: Claim) -> str | None:
         """The output event id of the decision a replacement or void supersedes, if known."""
         if claim.original_claim_id is None or claim.frequency_code == "1":
@@ -225,20 +262,48 @@ class ClaimHistory:
 
     # -- changes ------------------------------------------------------------------------
 
-    def record(self, claim: Claim, decision: Decision) -> None:
+    def _working_member(self, member_id: str) -> dict[str, Any]:
+        member = self._working.get(member_id)
+        if member is None:
+            member = _copy(self._member(member_id))
+            self._working[member_id] = member
+            self._cache.pop(member_id, None)
+        self._pending[member_id] = self._pending.get(member_id, 0) + 1
+        return member
+
+    def record_again(self, claim: Claim) -> None:
+        """Count a claim given the decision it already had (revision 3, item 13): its record does not change.
+
+        Only its delivery is awaited, so `mark_emitted` can remember the new input event as
+        delivered (a redelivery of it is then skipped).
+        """
+        self._working_member(claim.member_id)
+
+    def record(
+        self,
+        claim: Claim,
+        decision: Decision,
+        *,
+        rejected_pharmacy_lines_are_originals: bool = True,
+        content: str | None = None,
+        made: Mapping[str, Any] | None = None,
+    ) -> None:
         """Remember a decided claim before its output is delivered (in memory only).
 
         Its lines count for duplicates from now on, so a duplicate later in the same batch
-        is caught. The member's record is persisted by `mark_emitted`, once the output is
-        delivered.
+        is caught, and so do the authorization units it used. The member's record is
+        persisted by `mark_emitted`, once the output is delivered.
+
+        Args:
+            claim: the claim decided.
+            decision: its decision.
+            rejected_pharmacy_lines_are_originals: false from revision 3 (item 11): a pharmacy
+                line rejected with an NCPDP code is no original for later duplicate checks.
+            content: the claim's content fingerprint, kept to know the same claim again (item 13).
+            made: what the history gave the decision (the input event id, duplicates,
+                supersessions, units used before), kept to give the same decision again.
         """
-        member = self._working.get(claim.member_id)
-        if member is None:
-            member = self._member(claim.member_id)
-            member = _copy(member)
-            self._working[claim.member_id] = member
-            self._cache.pop(claim.member_id, None)
-        self._pending[claim.member_id] = self._pending.get(claim.member_id, 0) + 1
+        member = self._working_member(claim.member_id)
         claims: dict[str, Any] = member["claims"]
         latest = _latest_service(claim)
         if claim.original_claim_id is not None and claim.frequency_code in ("7", "8"):
@@ -255,6 +320,7 @@ class ClaimHistory:
                     claim.lines, decision.lines, self._fingerprints(claim), strict=True
                 )
                 if result.rule != "claim.duplicate"  # a duplicate is not an original for later checks
+                and (rejected_pharmacy_lines_are_originals or not _rejected_at_the_counter(claim, result))
             )
         held: dict[str, Any] = {
             "event_id": decision.event_id,
@@ -267,6 +333,11 @@ class ClaimHistory:
         }
         if claim.original_claim_id is not None and claim.frequency_code in ("7", "8"):
             held["original"] = claim.original_claim_id
+        if decision.authorization_units:
+            held["units"] = {auth_id: format(units, "f") for auth_id, units in decision.authorization_units}
+        if content is not None:
+            held["content"] = content
+            held["made"] = dict(made or {})
         if previous is not None and previous.get("status", ACTIVE) != ACTIVE and previous.get("by"):
             held["status"], held["by"] = previous["status"], previous["by"]  # retired before it came
         claims[claim.claim_id] = held  # re-inserted: arrival order is the order of the last decision
@@ -344,11 +415,29 @@ class ClaimHistory:
                 del self.members[pends_key(member_id)]
             member["pends"] = sorted(wanted)  # written with the member's next record
 
-    def mark_resolved(self, member_id: str, claim_id: str, review_event_id: str, output_event_id: str) -> None:
+    def mark_resolved(
+        self,
+        member_id: str,
+        claim_id: str,
+        review_event_id: str,
+        output_event_id: str,
+        *,
+        units: Iterable[tuple[str, Decimal]] = (),
+        review: Mapping[str, Any] | None = None,
+    ) -> None:
         """Persist a review's final adjudication: the pend is closed, and the claim's decision is now the final one.
 
         Called once the final adjudication is delivered. A later replacement or void of the claim
         supersedes that final adjudication; a redelivered review is told apart by its event id.
+
+        Args:
+            member_id: the claim's member.
+            claim_id: the claim.
+            review_event_id: the review applied.
+            output_event_id: the final adjudication's event id.
+            units: authorization units the lines the reviewer approved use (revision 3, item 12).
+            review: the review as JSON values, kept when the claim's content is: the same claim
+                received again gets this final adjudication again (item 13).
         """
         member = self._member(member_id)
         held = member["claims"].get(claim_id)
@@ -359,6 +448,13 @@ class ClaimHistory:
         held["event_id"] = output_event_id
         held["pended"] = False
         held["review"] = {"review": review_event_id, "output": output_event_id, "pend": pend_id}
+        if review is not None and held.get("content"):
+            held["review"]["decision"] = dict(review)
+        spent = dict(held.get("units") or {})
+        for auth_id, used in units:
+            spent[auth_id] = format(Decimal(spent.get(auth_id, "0")) + used, "f")
+        if spent:
+            held["units"] = spent
         self._persist(member_id, member)  # (a working record is persisted as `mark_emitted` does)
 
     def forget_undelivered(self, claim: Claim) -> None:
@@ -379,8 +475,26 @@ class ClaimHistory:
         claims: dict[str, Any] = member["claims"]
         cutoff = (date.fromisoformat(member["newest"]) - timedelta(days=self.window_days)).isoformat()
         for claim_id in [c for c, held in claims.items() if held.get("last", cutoff) < cutoff]:
-            del claims[claim_id]
+            _keep_units(member, claims.pop(claim_id))
         total = sum(len(held.get("lines", ())) for held in claims.values())
         while total > self.max_lines_per_member and len(claims) > 1:
-            oldest = next(iter(claims))
-            total -= len(claims.pop(oldest).get("lines", ()))
+            oldest = claims.pop(next(iter(claims)))
+            _keep_units(member, oldest)
+            total -= len(oldest.get("lines", ()))
+
+
+_NO_UNITS = Decimal(0)
+
+
+def _rejected_at_the_counter(claim: Claim, result: LineDecision) -> bool:
+    """A pharmacy line answered with an NCPDP reject code: the plan never captured it (revision 3, item 11)."""
+    return claim.claim_type == "pharmacy" and bool(result.ncpdp_reject)
+
+
+def _keep_units(member: dict[str, Any], dropped: Mapping[str, Any]) -> None:
+    """Fold the authorization units of a claim the window drops into the member's `spent` (still used)."""
+    if dropped.get("status", ACTIVE) != ACTIVE or not dropped.get("units"):
+        return
+    spent = member.setdefault("spent", {})
+    for auth_id, units in dropped["units"].items():
+        spent[auth_id] = format(Decimal(spent.get(auth_id, "0")) + Decimal(units), "f")

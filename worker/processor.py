@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,7 +28,7 @@ from claims_contracts.v1 import (
 from worker import dead_letter
 from worker.adjudication import Claim, Decision, PolicyBook, adjudicate, output_event_id
 from worker.history import ClaimHistory, Emitted
-from worker.resolution import Resolved, ReviewRedelivered, parse_review, resolve
+from worker.resolution import Resolved, ReviewRedelivered, final_adjudication, parse_review, resolve
 from worker.translate import body_from_decision, claim_from_event, event_of, payload
 
 DEFAULT_MAX_INPUT_BYTES = 1_048_576
@@ -39,13 +40,33 @@ def fingerprint(event: ClaimEvent) -> str:
     return hashlib.sha256(event.model_dump_json().encode()).hexdigest()[:32]
 
 
+def claim_content(event: ClaimEvent) -> str:
+    """What a claim says, canonically, whatever event carried it (revision 3, item 13).
+
+    The claim object alone: the same claim under another event id (or produced at another
+    time) has the same content; any other difference, a field of the member's included, is
+    other content.
+    """
+    return hashlib.sha256(event.claim.model_dump_json().encode()).hexdigest()[:32]
+
+
+def claim_identity(claim: Claim, content: str) -> str:
+    """What identifies a claim's decision besides the policy and the history (revision 3, item 2)."""
+    return f"claim|{claim.member_id}|{claim.claim_id}|{content}"
+
+
 def history_context(
-    decision: Decision, duplicates: Mapping[int, str], supersedes: str | None, superseded_by: str | None
+    decision: Decision,
+    duplicates: Mapping[int, str],
+    supersedes: str | None,
+    superseded_by: str | None,
+    units_used: Mapping[str, Decimal] | None = None,
 ) -> str:
     """What the claim history added to a decision, canonically ("" when nothing).
 
     Part of the output event id: the same input decided against another history (a duplicate
-    of another claim, or superseding another output) is another body, so it gets another id.
+    of another claim, superseding another output, an authorization partly used) is another
+    body, so it gets another id.
     """
     parts = [
         f"dup:{line.line_number}={duplicates[line.line_number]}"
@@ -56,6 +77,8 @@ def history_context(
         parts.append(f"supersedes:{supersedes}")
     if superseded_by:
         parts.append(f"superseded_by:{superseded_by}")
+    if units_used:
+        parts.extend(f"units:{auth_id}={format(units, 'f')}" for auth_id, units in sorted(units_used.items()))
     return ";".join(parts)
 
 
@@ -77,6 +100,13 @@ class Decided:
     fingerprint: str
     """What the input said, canonically (`fingerprint`): a later input with the same event id is
     a redelivery only when it says the same."""
+    again: bool = False
+    """The same claim received again (revision 3, item 13): the decision it already had, given
+    again; the history does not change (only the new input is remembered as delivered)."""
+    content: str | None = None
+    """The claim's content (`claim_content`), kept by the history when the reading compares it."""
+    made: Mapping[str, Any] | None = None
+    """What the history gave the decision, kept to give it again (revision 3)."""
 
     @property
     def event(self) -> AdjudicationEvent | PendForReviewEvent:
@@ -109,8 +139,11 @@ Processed = Decided | DeadLettered | Redelivered
 
 
 def pend_of(decided: Decided) -> dict[str, Any] | None:
-    """A pend-for-review event as the history keeps it (JSON values), for a review to resolve; None otherwise."""
-    return decided.body if decided.decision.pended else None
+    """A pend-for-review event as the history keeps it (JSON values), for a review to resolve; None otherwise.
+
+    None for a decision given again: the pend it repeats is already kept (or was resolved).
+    """
+    return decided.body if decided.decision.pended and not decided.again else None
 
 
 class Processor:
@@ -167,15 +200,18 @@ class Processor:
         seen = undelivered.get(event_id) if undelivered else None
         if seen is None:
             seen = self.history.already_emitted(event_id, event.claim.member.member_id)
-        if seen is None:
+        if seen is not None:
+            output_id, earlier = seen
+            if earlier is not None and earlier != fingerprint(event):
+                conflict = dead_letter.event_id_conflict(event_id, output_id, event.claim.claim_id)
+                return self.dead_lettered(raw, conflict, source)
+            if self.skip_redelivered:
+                return Redelivered(event_id, output_id)
+            # The same input again, decided again: the same decision (and output id) again.
+        try:
             return self.decide(event)
-        output_id, earlier = seen
-        if earlier is not None and earlier != fingerprint(event):
-            conflict = dead_letter.event_id_conflict(event_id, output_id, event.claim.claim_id)
-            return self.dead_lettered(raw, conflict, source)
-        if self.skip_redelivered:
-            return Redelivered(event_id, output_id)
-        return self.decide(event)  # the same content again: the same decision (and output id) again
+        except ClaimIdConflict as conflict:
+            return self.dead_lettered(raw, conflict.unreadable, source)
 
     def dead_lettered(
         self, raw: bytes, unreadable: dead_letter.Unreadable, source: SourcePosition, max_bytes: int | None = None
@@ -222,28 +258,113 @@ class Processor:
     def decide(self, event: ClaimEvent) -> Decided:
         """Decide a validated claim event against the claim history.
 
+        From revision 3 (item 13) the same claim (claim id and content) received again, under
+        any event id, gets the decision it already had: the same output event id and body, bar
+        `decided_at` (the final adjudication, when a review closed its pend).
+
         The history is not updated here: call `remember` once the output is delivered,
         so a failed delivery leaves no trace and the redelivered input is decided again.
+
+        Raises:
+            ClaimIdConflict: from revision 3, the claim id was decided for other content, and
+                this claim is neither a replacement nor a void.
         """
         claim = claim_from_event(event)
+        rules = self.policies.history
+        content = claim_content(event) if rules.same_claim_again == "same_decision" else None
+        if content is not None:
+            earlier = self.history.earlier_decision(claim)
+            if earlier is not None:
+                if earlier["content"] == content:
+                    return self._again(event, claim, earlier)
+                if claim.frequency_code == "1":
+                    unreadable = dead_letter.claim_id_conflict(str(event.event_id), claim.claim_id, earlier)
+                    raise ClaimIdConflict(unreadable)
         duplicates = self.history.duplicates(claim)
         supersedes = self.history.superseded_event(claim)
         superseded_by = self.history.superseded_by(claim)
-        decision = adjudicate(claim, self.policies, pinned_version=self.pinned_version, duplicates=duplicates)
-        context = history_context(decision, duplicates, supersedes, superseded_by)
+        units = self.history.units_used(claim) if rules.authorized_units == "total" else {}
+        return self._decided(event, claim, content, claim.event_id, duplicates, supersedes, superseded_by, units)
+
+    def _decided(
+        self,
+        event: ClaimEvent,
+        claim: Claim,
+        content: str | None,
+        source_event_id: str,
+        duplicates: Mapping[int, str],
+        supersedes: str | None,
+        superseded_by: str | None,
+        units: Mapping[str, Decimal],
+    ) -> Decided:
+        """Decide a claim against what the history gives it (now, or as it gave it the first time)."""
+        identity = claim_identity(claim, content) if content is not None else None
+        if self.policies.history.output_identity != "claim":
+            identity = None
+        decided_claim = (
+            claim if source_event_id == claim.event_id else dataclasses.replace(claim, event_id=source_event_id)
+        )
+        decision = adjudicate(
+            decided_claim,
+            self.policies,
+            pinned_version=self.pinned_version,
+            duplicates=duplicates,
+            authorization_used=units,
+            identity=identity,
+        )
+        context = history_context(decision, duplicates, supersedes, superseded_by, units)
         if context:
-            identity = output_event_id(
-                claim.event_id, decision.policy_id, decision.policy_versions, context, revision=decision.revision
+            event_id = output_event_id(
+                identity or claim.event_id,
+                decision.policy_id,
+                decision.policy_versions,
+                context,
+                revision=decision.revision,
             )
-            decision = dataclasses.replace(decision, event_id=identity)
+            decision = dataclasses.replace(decision, event_id=event_id)
         body = body_from_decision(
             decision,
-            claim,
+            decided_claim,
             decided_at=self.clock(),
             supersedes_event_id=supersedes,
             superseded_by_claim_id=superseded_by,
         )
-        return Decided(body, payload(body), decision, claim, fingerprint(event))
+        made: dict[str, Any] | None = None
+        if content is not None:
+            made = {"source": source_event_id}
+            if duplicates:
+                made["dups"] = {str(number): text for number, text in duplicates.items()}
+            if supersedes:
+                made["supersedes"] = supersedes
+            if superseded_by:
+                made["superseded_by"] = superseded_by
+            if units:
+                made["units"] = {auth_id: format(used, "f") for auth_id, used in units.items()}
+        return Decided(body, payload(body), decision, claim, fingerprint(event), content=content, made=made)
+
+    def _again(self, event: ClaimEvent, claim: Claim, earlier: Mapping[str, Any]) -> Decided:
+        """The decision a claim already had, made again from what the history gave it then (item 13).
+
+        The engine is deterministic, so the claim decided against the same history gives the
+        same body; a pend a review closed gives the final adjudication the review made.
+        """
+        made: Mapping[str, Any] = earlier.get("made") or {}
+        decided = self._decided(
+            event,
+            claim,
+            str(earlier["content"]),
+            str(made.get("source", claim.event_id)),
+            {int(number): str(text) for number, text in (made.get("dups") or {}).items()},
+            made.get("supersedes"),
+            made.get("superseded_by"),
+            {auth_id: Decimal(units) for auth_id, units in (made.get("units") or {}).items()},
+        )
+        review = (earlier.get("review") or {}).get("decision")
+        body = decided.body
+        if review is not None and decided.decision.pended:
+            final = final_adjudication(body, ReviewDecisionEvent.model_validate(review), self.clock(), self.carc_text)
+            body = final.model_dump(mode="json")
+        return dataclasses.replace(decided, body=body, payload=payload(body), again=True)
 
     def remember(self, decided: Decided, *, emitted: bool = False) -> None:
         """Record a decision in the claim history.
@@ -253,6 +374,23 @@ class Processor:
             emitted: its output is already delivered (the command line writes it first);
                 the stream marks delivery itself once the broker acknowledges.
         """
-        self.history.record(decided.claim, decided.decision)
+        if decided.again:
+            self.history.record_again(decided.claim)
+        else:
+            self.history.record(
+                decided.claim,
+                decided.decision,
+                rejected_pharmacy_lines_are_originals=self.policies.history.rejected_pharmacy_lines_are_originals,
+                content=decided.content,
+                made=decided.made,
+            )
         if emitted:
             self.history.mark_emitted(decided.claim, decided.decision, decided.fingerprint, pend=pend_of(decided))
+
+
+class ClaimIdConflict(Exception):
+    """A claim id already decided for other content, sent again as an original (revision 3, item 13)."""
+
+    def __init__(self, unreadable: dead_letter.Unreadable) -> None:
+        super().__init__(unreadable)
+        self.unreadable = unreadable

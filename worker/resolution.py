@@ -13,9 +13,10 @@ dead letter with the reason, and nothing changes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -45,6 +46,10 @@ class Resolved:
     """The queue the pend waited in."""
     pend_age_seconds: float
     """From the pend's decision to the reviewer's."""
+    authorization_units: tuple[tuple[str, Decimal], ...] = ()
+    """Units of each authorization the lines the reviewer approved use: the pended lines an
+    authorization covered (`pa_needed=satisfied`), such as a secondary claim waiting on Medicare
+    (revision 3, item 12: an approved line uses its authorization's units)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +142,22 @@ def resolve(
             if part
         )
         raise _refused(DeadLetterKind.REVIEW_LINES_NOT_PENDED, review, why)
-    event = _final(pend, review, clock(), carc_text)
+    event = final_adjudication(pend, review, clock(), carc_text)
     pended_at = datetime.fromisoformat(str(pend["decided_at"]).replace("Z", "+00:00"))
     age = (review.decided_at - pended_at).total_seconds()
-    return Resolved(event, review, str(pend.get("queue")), age)
+    return Resolved(event, review, str(pend.get("queue")), age, _units_approved(pend, review))
+
+
+def _units_approved(pend: Mapping[str, Any], review: ReviewDecisionEvent) -> tuple[tuple[str, Decimal], ...]:
+    """The authorization units the lines a review approves use: those an authorization covered on the pend."""
+    approved = {line.line_number for line in review.lines if line.outcome == "approved"}
+    used: dict[str, Decimal] = {}
+    for line in pend["lines"]:
+        coverage = line.get("coverage") or {}
+        auth_id = coverage.get("satisfied_pa_id")
+        if line["line_number"] in approved and auth_id and coverage.get("pa_needed") == "satisfied":
+            used[auth_id] = used.get(auth_id, Decimal(0)) + Decimal(str(line["units"]))
+    return tuple(sorted(used.items()))
 
 
 def _ever_pended(held: dict[str, Any], pend_id: str) -> bool:
@@ -148,9 +165,10 @@ def _ever_pended(held: dict[str, Any], pend_id: str) -> bool:
     return any(len(entry) > 1 and entry[1] == pend_id for entry in held.get("emitted", ()))
 
 
-def _final(
-    pend: dict[str, Any], review: ReviewDecisionEvent, now: datetime, carc_text: Callable[[str], str | None]
+def final_adjudication(
+    pend: Mapping[str, Any], review: ReviewDecisionEvent, now: datetime, carc_text: Callable[[str], str | None]
 ) -> AdjudicationEvent:
+    """The final adjudication a review makes of a pend (its body as published): see the module's docstring."""
     event_id = uuid.uuid5(REVIEW_OUTPUT_NAMESPACE, str(review.event_id))
     reviewed = {line.line_number: line for line in review.lines}
     lines = [

@@ -13,6 +13,7 @@ from worker.policy_files import bundled_policy_dir
 
 CLI = str(Path(sys.executable).with_name("claims-worker"))
 REVISION_1 = bundled_policy_dir().parent / "archive" / "revision-1"
+REVISION_2 = bundled_policy_dir().parent / "archive" / "revision-2"
 """The policy files of the team's first reading of MB2300 (what-if)."""
 
 
@@ -38,11 +39,18 @@ class TestAdjudicate:
         # Downstream consumers de-duplicate on this id: it must survive releases of the same reading.
         first = json.loads(run("adjudicate", "-", stdin=jsonl(example_event())).stdout)
         second = json.loads(run("adjudicate", "-", stdin=jsonl(example_event())).stdout)
-        assert first["event_id"] == second["event_id"] == "31465303-c8c5-5ace-9b65-955b04770b51"
-        assert first["policy"] == {"policy_id": "MB2300", "versions": ["2025.08.21"], "revision": 2}
+        assert first["event_id"] == second["event_id"] == "e25e35bc-b088-5b3a-bbe6-2ed34a82e67d"
+        assert first["policy"] == {"policy_id": "MB2300", "versions": ["2025.08.21"], "revision": 3}
+
+    def test_revision_2_kept_for_what_if_gives_the_ids_it_always_gave(self) -> None:
+        # Revision 3 derives ids from the claim (member, claim id, content), not the input event id;
+        # revision 2, kept loadable, still derives them from the input event id, as it always did.
+        old = json.loads(run("adjudicate", "-", "--policy-dir", str(REVISION_2), stdin=jsonl(example_event())).stdout)
+        assert old["event_id"] == "31465303-c8c5-5ace-9b65-955b04770b51"
+        assert old["policy"]["revision"] == 2
 
     def test_another_reading_of_the_policy_gives_another_output_id(self) -> None:
-        # Revision 1 (kept loadable for what-if) keeps the id it always gave; revision 2's differs,
+        # Revision 1 (kept loadable for what-if) keeps the id it always gave; the current one differs,
         # so a consumer de-duplicating on event_id never keeps a body of the other reading.
         old = json.loads(run("adjudicate", "-", "--policy-dir", str(REVISION_1), stdin=jsonl(example_event())).stdout)
         new = json.loads(run("adjudicate", "-", stdin=jsonl(example_event())).stdout)

@@ -23,7 +23,7 @@ from worker.adjudication import PolicyBook, adjudicate, output_event_id
 from worker.adjudication.engine import OUTPUT_EVENT_NAMESPACE
 from worker.adjudication.facts import ClaimFacts, LineFacts
 from worker.policy_files import load_policy_book
-from worker.processor import Decided, Processor
+from worker.processor import Decided, Processor, claim_identity
 
 POLICIES: PolicyBook = load_policy_book()
 CHRONIC_PAIN = ["G89.29", "G90.523", "M79.7", "G43.909", "M54.50", "S14.101A", "G56.41", "B02.22"]
@@ -133,10 +133,22 @@ def test_the_output_event_id_is_stable_across_runs_and_processors(event: dict[st
     assert first.event.model_dump(exclude={"decided_at"}) == second.event.model_dump(exclude={"decided_at"})
 
 
-def test_output_event_ids_differ_between_inputs() -> None:
+def test_the_same_claim_under_two_event_ids_has_one_output_id() -> None:
+    # Revision 3 (item 13): the id derives from the claim, not from the event that carried it.
     one = process(claim_event(claim_id="A", event_id="00000000-0000-4000-8000-000000000001"))
     two = process(claim_event(claim_id="A", event_id="00000000-0000-4000-8000-000000000002"))
-    assert one.event.event_id != two.event.event_id
+    assert one.event.event_id == two.event.event_id
+
+
+def test_two_claims_under_one_event_id_have_two_output_ids() -> None:
+    # Revision 3 (item 2): a producer that reuses an event id for another member's claim, or for
+    # another claim of the same member, never makes two decisions share an output id.
+    shared = "00000000-0000-4000-8000-000000000001"
+    one = process(claim_event(claim_id="A", event_id=shared))
+    other_member = claim_event(claim_id="A", event_id=shared)
+    other_member["claim"]["member"]["member_id"] = "M-OTHER"
+    assert len({one.event.event_id, process(other_member).event.event_id}) == 2
+    assert one.event.event_id != process(claim_event(claim_id="B", event_id=shared)).event.event_id
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -167,7 +179,9 @@ def test_a_line_decision_shared_from_earlier_claims_equals_one_made_for_this_lin
     for policy in COLD.versions:
         COLD.program(policy)._shared.clear()
     decided = process(event)
-    assert adjudicate(decided.claim, COLD) == decided.decision
+    assert decided.content is not None
+    identity = claim_identity(decided.claim, decided.content)
+    assert adjudicate(decided.claim, COLD, identity=identity) == decided.decision
 
 
 @settings(max_examples=200)

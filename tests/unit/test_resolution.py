@@ -13,6 +13,7 @@ from claims_contracts.v1 import AdjudicationEvent, PendForReviewEvent, SourcePos
 from tests.builders import claim_event, ketamine_line, service_line, to_bytes
 from worker.adjudication import PolicyBook
 from worker.history import ClaimHistory, member_of_key, pends_key
+from worker.policy_files import bundled_policy_dir, load_policy_book
 from worker.processor import DeadLettered, Decided, Processor
 from worker.resolution import REVIEW_OUTPUT_NAMESPACE, Resolved, ReviewRedelivered
 
@@ -44,6 +45,9 @@ def review(pend: PendForReviewEvent, lines: list[dict[str, Any]] | None = None, 
     }
     body.update({k: v for k, v in overrides.items() if k != "n"})
     return json.dumps(body).encode()
+
+
+REVISION_2 = bundled_policy_dir().parent / "archive" / "revision-2"
 
 
 @pytest.fixture
@@ -144,10 +148,20 @@ class TestRefusedReviews:
         desk.remember(result, emitted=True)
         assert refused(desk, review(pend)) == "review_superseded"
 
-    def test_a_review_of_a_pend_whose_claim_was_decided_again(self, desk: Processor) -> None:
+    def test_a_review_of_a_pend_whose_claim_was_decided_again(self) -> None:
+        # Revision 2 decides the same claim sent again anew (revision 3 gives it the pend it had).
+        desk = Processor(load_policy_book(REVISION_2), carc_text=lambda carc: None)
         pend = pended(desk)
         pended(desk, event_id=str(uuid.uuid4()))  # the same claim sent again: a new pend
         assert refused(desk, review(pend)) == "review_superseded"
+
+    def test_a_review_of_a_pend_whose_claim_came_again_still_applies(self, desk: Processor) -> None:
+        # Revision 3 (item 13): the same claim under a new event id is given its pend again, the same
+        # event id, so the pend stays open and the review closes it.
+        pend = pended(desk)
+        again = pended(desk, event_id=str(uuid.uuid4()))
+        assert again.event_id == pend.event_id
+        assert isinstance(desk.review(review(pend), HERE), Resolved)
 
     @pytest.mark.parametrize(
         "lines",
@@ -222,7 +236,9 @@ class TestWherePendBodiesAreKept:
         assert store[pend.member_id]["claims"][pend.claim_id]["review"]["pend"] == str(pend.event_id)
         assert refused(kept, review(pend, n=1)) == "review_already_resolved"
 
-    def test_a_claim_decided_again_keeps_only_its_new_pend(self, kept: Processor, store: Checked) -> None:
+    def test_a_claim_decided_again_keeps_only_its_new_pend(self, store: Checked) -> None:
+        # Revision 2 decides the same claim sent again anew (revision 3 gives it the pend it had).
+        kept = Processor(load_policy_book(REVISION_2), history=ClaimHistory(store, window_days=30))
         first = pended(kept)
         again = pended(kept, event_id=str(uuid.uuid4()))
         assert set(store[pends_key(first.member_id)]) == {str(again.event_id)}

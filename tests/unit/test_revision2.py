@@ -16,6 +16,8 @@ from worker.policy_files import bundled_policy_dir, load_policy_book
 from worker.processor import Decided, Processor
 
 REVISION_1 = bundled_policy_dir().parent / "archive" / "revision-1"
+REVISION_2 = bundled_policy_dir().parent / "archive" / "revision-2"
+REVISION_2_HISTORY = load_policy_book(REVISION_2).history
 
 
 def decide(processor: Processor, event: dict[str, Any]) -> AdjudicationEvent | PendForReviewEvent:
@@ -165,9 +167,13 @@ class TestOutputLines:
 
 
 class TestReadingRevision:
-    def test_the_shipped_reading_is_revision_2(self, processor: Processor) -> None:
+    def test_the_shipped_reading_is_revision_3(self, processor: Processor) -> None:
         out = decide(processor, claim_event())
-        assert (processor.policies.revision, out.policy.revision) == (2, 2)
+        assert (processor.policies.revision, out.policy.revision) == (3, 3)
+
+    def test_revision_2_stays_loadable(self) -> None:
+        kept = Processor(load_policy_book(REVISION_2))
+        assert decide(kept, claim_event()).policy.revision == 2
 
     def test_revision_1_stays_loadable_and_decides_as_it_did(self) -> None:
         old = Processor(load_policy_book(REVISION_1))
@@ -181,7 +187,10 @@ class TestReadingRevision:
     def test_a_book_is_one_reading(self) -> None:
         current = load_policy_book().versions[0]
         ended = current.model_copy(update={"effective_to": date(2026, 6, 30)})
-        later = current.model_copy(update={"version": "2026.07.01", "effective_from": date(2026, 7, 1), "revision": 3})
+        later = current.model_copy(update={"version": "2026.07.01", "effective_from": date(2026, 7, 1), "revision": 4})
         with pytest.raises(ValueError, match="one reading"):
             PolicyBook([ended, later])
-        assert PolicyBook([ended, later.model_copy(update={"revision": 2})]).revision == 2
+        assert PolicyBook([ended, later.model_copy(update={"revision": 3})]).revision == 3
+        other = later.model_copy(update={"revision": 3, "history": REVISION_2_HISTORY})
+        with pytest.raises(ValueError, match="history rules"):
+            PolicyBook([ended, other])

@@ -19,6 +19,7 @@ from tests.builders import (
     service_line,
     to_bytes,
 )
+from worker.adjudication import PolicyBook
 from worker.processor import Decided, Processor
 
 
@@ -541,6 +542,91 @@ CASES: list[tuple[str, dict[str, Any], Expect, str | None]] = [
         None,
     ),
 ]
+
+
+def _rx(claim_id: str, **fields: Any) -> dict[str, Any]:
+    """A pharmacy ketamine fill of member M-SEQ (the same line each time: provider, date, NDC, units, charge)."""
+    line = ketamine_line(procedure_code=None)
+    return claim_event(claim_id=claim_id, member_id="M-SEQ", claim_type="pharmacy", lines=[line], **fields)
+
+
+def _msp(claim_id: str, units: str, charge: str, **fields: Any) -> dict[str, Any]:
+    """A Medicare-secondary claim of member M-SEQ, Medicare paid, under PA-1 for 4 units."""
+    return claim_event(
+        claim_id=claim_id,
+        member_id="M-SEQ",
+        other_payers=[medicare_primary("paid")],
+        prior_authorizations=[approved_pa(authorized_units="4")],
+        lines=[ketamine_line(units=units, charge_amount=charge)],
+        **fields,
+    )
+
+
+_RX_PA = approved_pa(procedure_code=None, ndc="67457-0108-10")
+
+# Revision 3 reads a claim with the member's claims before it: each case is a sequence, decided in
+# order by one processor; the expectation is for line 1 of the last claim.
+SEQUENCES: list[tuple[str, list[dict[str, Any]], Expect]] = [
+    (
+        "rev3 11: a fill rejected 41 (Medicare pending), resubmitted once Medicare paid, is decided on its merits",
+        [
+            _rx("RX-1", other_payers=[medicare_primary("pending")], prior_authorizations=[_RX_PA]),
+            _rx("RX-2", other_payers=[medicare_primary("paid")], prior_authorizations=[_RX_PA]),
+        ],
+        Expect("approved", "msp.approved_secondary", extra={"pa_needed": "satisfied", "satisfied_pa_id": "PA-1"}),
+    ),
+    (
+        "rev3 11: a fill rejected 75 (no PA), resubmitted with the PA, is decided on its merits",
+        [_rx("RX-1", diagnoses=["R52"]), _rx("RX-2", diagnoses=["R52"], prior_authorizations=[_RX_PA])],
+        Expect("approved", "criteria.authorized_exception"),
+    ),
+    (
+        "rev3 11: a paid fill is an original: its repeat is NCPDP 83",
+        [
+            _rx("RX-1", diagnoses=["R52"], prior_authorizations=[_RX_PA]),
+            _rx("RX-2", diagnoses=["R52"], prior_authorizations=[_RX_PA]),
+        ],
+        Expect("denied", "claim.duplicate", ncpdp=("83",)),
+    ),
+    (
+        "rev3 12: a PA's units are a total: 3 of 4 used, a 2-unit line is no longer covered",
+        [_msp("S-1", "3", "300.00"), _msp("S-2", "2", "200.00")],
+        Expect("denied", "msp.pa_absent", carc=("197",), extra={"pa_needed": "auth-needed"}),
+    ),
+    (
+        "rev3 12: a void gives its units back",
+        [
+            _msp("S-1", "3", "300.00"),
+            _msp("V-1", "3", "300.00", frequency_code="8", original_claim_id="S-1"),
+            _msp("S-2", "2", "200.00"),
+        ],
+        Expect("approved", "msp.approved_secondary"),
+    ),
+    (
+        "rev3 13: the same claim under a new event id gets the decision it had, though the units are used up",
+        [
+            _msp("S-1", "4", "300.00"),
+            _msp("S-1", "4", "300.00", event_id="00000000-0000-4000-8000-0000000000aa"),
+        ],
+        Expect("approved", "msp.approved_secondary"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("sequence", "expect"), [c[1:] for c in SEQUENCES], ids=[c[0] for c in SEQUENCES])
+def test_rule_decides_line_after_the_members_claims(
+    policies: PolicyBook, sequence: list[dict[str, Any]], expect: Expect
+) -> None:
+    processor = Processor(policies)
+    for event in sequence:
+        result = processor.process(to_bytes(event), SourcePosition(file_line=1))
+        assert isinstance(result, Decided), getattr(result, "record", None)
+        processor.remember(result, emitted=True)
+    line = result.event.lines[0]
+    assert (line.outcome.value, line.rule) == (expect.outcome, expect.rule)
+    assert (tuple(line.carc), tuple(line.ncpdp_reject)) == (expect.carc, expect.ncpdp)
+    for key, value in expect.extra.items():
+        assert getattr(line.coverage, key) == value
 
 
 @pytest.mark.parametrize(("event", "expect", "queue"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])

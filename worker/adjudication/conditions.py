@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
@@ -81,6 +82,9 @@ class ConditionBase(BaseModel):
         wide = self.is_claim_wide()
         if not self.value:
             absent: Evidence = (f"not {self.kind}",)
+            why = self._absent_evidence(policy)
+            if why is not None:
+                return Check(self, lambda facts: not test(facts), lambda facts: absent + why(facts), wide)
             return Check(self, lambda facts: not test(facts), _fixed(absent), wide, absent)
         if isinstance(evidence, tuple):
             return Check(self, test, _fixed(evidence), wide, evidence)
@@ -89,6 +93,10 @@ class ConditionBase(BaseModel):
     def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
         """The raw test (the `value` not applied) and the evidence: a function, or a fixed phrase."""
         raise NotImplementedError(self.kind)
+
+    def _absent_evidence(self, policy: Policy) -> EvidenceOf | None:
+        """What an inverted condition adds to "not <kind>" for a line (None: nothing, the phrase is fixed)."""
+        return None
 
 
 # --- claim-wide facts ----------------------------------------------------------------------------
@@ -369,11 +377,45 @@ class PriorAuthCoversLine(ConditionBase):
     kind: Literal["prior_auth_covers_line"]
 
     def _build(self, policy: Policy) -> tuple[Test, EvidenceOf | Evidence]:
+        total = policy.history.authorized_units == "total"
+
         def evidence(f: LineFacts) -> Evidence:
             auth = f.covering_authorization
-            return (f"authorization {auth.auth_id}",) if auth is not None else _NONE
+            if auth is None:
+                return _NONE
+            if not total or auth.authorized_units is None:
+                return (f"authorization {auth.auth_id}",)
+            # Revision 3 (item 12): the units authorized, used before, and used by this line.
+            return (
+                f"authorization {auth.auth_id}: {_units(auth.authorized_units)} units authorized,"
+                f" {_units(f.units_used_before(auth))} used before, {_units(f.line.units)} used by this line",
+            )
 
         return (lambda f: f.covering_authorization is not None), evidence
+
+    def _absent_evidence(self, policy: Policy) -> EvidenceOf | None:
+        if policy.history.authorized_units != "total":
+            return None
+
+        def used_up(f: LineFacts) -> Evidence:
+            found = f.used_up_authorization
+            if found is None:
+                return ()
+            auth, used = found
+            assert auth.authorized_units is not None  # noqa: S101 - only a counted authorization is used up
+            left = auth.authorized_units - used
+            return (
+                f"authorization {auth.auth_id}: {_units(auth.authorized_units)} units authorized,"
+                f" {_units(used)} used before, {_units(left)} left for the line's {_units(f.line.units)}",
+            )
+
+        return used_up
+
+
+def _units(units: Decimal) -> str:
+    """Units as a person writes them: 2, not 2.000; 0, not 0E+1."""
+    text = format(units.normalize(), "f")
+    return text if text != "-0" else "0"
 
 
 class ClaimHasProcedure(ConditionBase):

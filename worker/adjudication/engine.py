@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping
+from decimal import Decimal
 
 from worker.adjudication.book import PolicyBook
 from worker.adjudication.facts import ClaimFacts, LineFacts
@@ -29,11 +30,14 @@ ANY_ROUTE = "Intravenous, intramuscular or subcutaneous"
 def output_event_id(
     source_event_id: str, policy_id: str, versions: tuple[str, ...], history: str = "", *, revision: int = 1
 ) -> str:
-    """Derive the output event id from the input event id and the policy versions applied.
+    """Derive the output event id from what identifies the decision and the policy versions applied.
 
-    A redelivered or replayed input decided under the same versions gets the same id,
-    which is what lets consumers drop duplicates. The reading's `revision` is part of the
-    version identity: the same input decided under another revision is another body, so it
+    `source_event_id` is what identifies the decision besides the policy: the input event id
+    under revisions 1-2; from revision 3 the member, the claim id and the claim's canonical
+    content (`identity` of `adjudicate`), so the same claim under any event id gets the same id
+    and two different claims never share one. A redelivered or replayed input decided under the
+    same versions gets the same id, which is what lets consumers drop duplicates. The reading's
+    `revision` is part of the version identity: the same input decided under another revision is another body, so it
     gets another id (revision 1 adds nothing, so its ids are those it always had). `history`
     names what the claim history added to the decision (the claims it duplicates, what it
     supersedes or is superseded by), for the same reason.
@@ -161,6 +165,8 @@ def adjudicate(
     *,
     pinned_version: str | None = None,
     duplicates: Mapping[int, str] | None = None,
+    authorization_used: Mapping[str, Decimal] | None = None,
+    identity: str | None = None,
 ) -> Decision:
     """Decide a claim under MB2300.
 
@@ -175,17 +181,24 @@ def adjudicate(
             (a what-if replay); by default each line gets the version in force on its date.
         duplicates: line number -> the other claim line it exactly repeats, from the
             caller's claim history (the core keeps no state).
+        authorization_used: authorization id -> units the member's earlier claims used, from
+            the caller's history (read when the policy counts units as a total, revision 3).
+        identity: what identifies the decision besides the policy and its revision (revision 3:
+            member, claim id and content; by default the input event id, revisions 1-2).
 
     Returns:
         The decision: one per claim, pended when any line needs a person.
     """
     pinned = policies.version(pinned_version) if pinned_version is not None else None
-    claim_facts = ClaimFacts(claim, duplicates or {})
+    claim_facts = ClaimFacts(claim, duplicates or {}, authorization_used)
+    counting = policies.history.authorized_units == "total"
     decided: dict[int, tuple[LineDecision, tuple[RuleHit, ...]]] = {}
     waiting: list[tuple[LineFacts, Program, ReachableRules, int]] = []
     # The claim-wide answers depend on the version and whether it is in force: ask once for each.
     reachable_by_version: dict[tuple[str, bool], ReachableRules] = {}
-    for line in claim.lines:
+    # Lines in line order: an authorization's units are used in that order (revision 3, item 12).
+    in_order = claim.lines if _numbered_in_order(claim) else sorted(claim.lines, key=lambda line: line.line_number)
+    for line in in_order:
         policy, in_force = (pinned, True) if pinned is not None else policies.for_date(line.service_date)
         program = policies.program(policy)
         facts = LineFacts(claim_facts, line, policy, version_in_force=in_force)
@@ -196,7 +209,9 @@ def adjudicate(
         if position in reachable.waits:
             waiting.append((facts, program, reachable, position))
         else:
-            decided[line.line_number] = _decided_by(position, facts, program, reachable)
+            decided[line.line_number] = made = _decided_by(position, facts, program, reachable)
+            if counting:
+                _use_units(made[0], line.units, claim_facts.authorization_used)
     if waiting:
         # Lines whose rule reads the other lines' decisions: decided once those are made.
         companions = {number: decision for number, (decision, _) in decided.items()}
@@ -211,8 +226,18 @@ def adjudicate(
     versions = tuple(sorted({d.policy_version for d in lines if d.policy_version is not None}))
     pended = [d for d in lines if d.outcome is Outcome.PENDED]
     first = min(pended, key=lambda d: (d.rule_rank, d.line_number)) if pended else None
+    used: tuple[tuple[str, Decimal], ...] = ()
+    if counting:
+        before = authorization_used or {}
+        used = tuple(
+            (auth_id, units - before.get(auth_id, _NO_UNITS))
+            for auth_id, units in sorted(claim_facts.authorization_used.items())
+            if units != before.get(auth_id, _NO_UNITS)
+        )
     return Decision(
-        event_id=output_event_id(claim.event_id, policies.policy_id, versions, revision=policies.revision),
+        event_id=output_event_id(
+            claim.event_id if identity is None else identity, policies.policy_id, versions, revision=policies.revision
+        ),
         source_event_id=claim.event_id,
         claim_id=claim.claim_id,
         policy_id=policies.policy_id,
@@ -225,4 +250,30 @@ def adjudicate(
         voids_claim_id=claim.original_claim_id if claim.frequency_code == "8" else None,
         replaces_claim_id=claim.original_claim_id if claim.frequency_code == "7" else None,
         revision=policies.revision,
+        authorization_units=used,
     )
+
+
+_NO_UNITS = Decimal(0)
+
+
+def _numbered_in_order(claim: Claim) -> bool:
+    lines = claim.lines
+    return all(lines[i].line_number < lines[i + 1].line_number for i in range(len(lines) - 1))
+
+
+def _use_units(decision: LineDecision, units: Decimal, used: dict[str, Decimal]) -> None:
+    """Count a line's units against the authorization the plan approved it on (revision 3, item 12).
+
+    A line uses an authorization's units when the plan approves it because the authorization
+    covers it (its coverage says `pa_needed=satisfied`, approved as secondary included); a line
+    approved without needing one (labeled use, a participating provider) uses none.
+    """
+    coverage = decision.coverage
+    if (
+        decision.outcome is Outcome.APPROVED
+        and coverage is not None
+        and coverage.pa_needed == "satisfied"
+        and coverage.satisfied_pa_id is not None
+    ):
+        used[coverage.satisfied_pa_id] = used.get(coverage.satisfied_pa_id, _NO_UNITS) + units

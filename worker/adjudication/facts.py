@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date
+from decimal import Decimal
 from functools import lru_cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 NO_COMPANIONS: Mapping[int, LineDecision] = MappingProxyType({})
 """The other lines' decisions before any is made."""
+
+_NO_UNITS = Decimal(0)
 
 NdcReading = tuple[Resolution, str | None, bool, str | None]
 """An NDC's resolution, its 11 digits, whether it is malformed, and its labeler-product code."""
@@ -45,16 +48,22 @@ class ClaimFacts:
         "_diagnoses",
         "_governed",
         "_service_dates",
+        "authorization_used",
         "claim",
         "duplicates",
         "medicare_primary",
         "npi_valid",
     )
 
-    def __init__(self, claim: Claim, duplicates: Mapping[int, str]) -> None:
+    def __init__(
+        self, claim: Claim, duplicates: Mapping[int, str], authorization_used: Mapping[str, Decimal] | None = None
+    ) -> None:
         self.claim = claim
         self.duplicates = duplicates
         """Line number -> the claim (and line) it exactly repeats, as the caller's history knows it."""
+        self.authorization_used: dict[str, Decimal] = dict(authorization_used or {})
+        """Authorization id -> units used so far: by the member's earlier claims (the caller's
+        history), then by this claim's lines as the engine approves them on it, in line order."""
         self.medicare_primary: OtherPayer | None = next(
             (p for p in claim.other_payers if p.payer_type == "medicare" and p.payer_sequence == "primary"), None
         )
@@ -109,6 +118,7 @@ class LineFacts:
     __slots__ = (
         "_authorization",
         "_authorization_known",
+        "_used_up",
         "claim",
         "claim_facts",
         "code_set",
@@ -145,6 +155,7 @@ class LineFacts:
         whose rule waits for them (`Rule.needs_companions`), empty until then."""
         self._authorization: PriorAuthorization | None = None
         self._authorization_known = False
+        self._used_up: tuple[PriorAuthorization, Decimal] | None = None
         self.duplicate_of: str | None = claim.duplicates.get(line.line_number)
         """The other claim line this line exactly repeats, if any."""
         self.ndc: Resolution | None
@@ -201,19 +212,44 @@ class LineFacts:
             self._authorization_known = True
         return self._authorization
 
+    def units_used_before(self, auth: PriorAuthorization) -> Decimal:
+        """Units of an authorization used before this line: by earlier claims and this claim's earlier lines."""
+        return self.claim_facts.authorization_used.get(auth.auth_id, _NO_UNITS)
+
+    @property
+    def used_up_authorization(self) -> tuple[PriorAuthorization, Decimal] | None:
+        """An authorization that would cover the line but for the units already used, with those units.
+
+        Revision 3 (item 12): the first such authorization, when none covers the line; its units
+        are the evidence of the rule that decides the line instead.
+        """
+        if not self._authorization_known:
+            self._authorization = self._find_authorization()
+            self._authorization_known = True
+        return self._used_up if self._authorization is None else None
+
     def _find_authorization(self) -> PriorAuthorization | None:
+        total = self.policy.history.authorized_units == "total"
         for auth in self.claim.prior_authorizations:
             if auth.status != "approved":
                 continue
             if not auth.start_date <= self.line.service_date <= auth.end_date:
                 continue
-            if auth.authorized_units is not None and self.line.units > auth.authorized_units:
+            if not total and auth.authorized_units is not None and self.line.units > auth.authorized_units:
                 continue
             if self.policy.prior_auth_match == "drug":
-                if self._auth_identifies_drug(auth):
-                    return auth
-            elif self._auth_matches_code_or_ndc(auth):
-                return auth
+                if not self._auth_identifies_drug(auth):
+                    continue
+            elif not self._auth_matches_code_or_ndc(auth):
+                continue
+            if total and auth.authorized_units is not None:
+                # Revision 3: the units are a total, and the line must fit in what is left of it.
+                used = self.units_used_before(auth)
+                if self.line.units > auth.authorized_units - used:
+                    if self._used_up is None:
+                        self._used_up = (auth, used)
+                    continue
+            return auth
         return None
 
     def _auth_identifies_drug(self, auth: PriorAuthorization) -> bool:

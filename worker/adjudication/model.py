@@ -139,7 +139,8 @@ class Decision:
     """The decision for a whole claim: one per input event."""
 
     event_id: str
-    """Deterministic output event id, derived from the input event id and policy versions."""
+    """Deterministic output event id: derived from the policy versions, the revision and what identifies
+    the decision (the claim's member, id and content from revision 3; the input event id before)."""
     source_event_id: str
     claim_id: str
     policy_id: str
@@ -154,6 +155,9 @@ class Decision:
     replaces_claim_id: str | None = None
     revision: int = 1
     """The revision of the reading (DETERMINATION.md) the policy files state; part of the event id."""
+    authorization_units: tuple[tuple[str, Decimal], ...] = ()
+    """Units this claim's lines used of each authorization (id, units), by id: what the member's
+    history counts as used (revision 3, item 12; empty before it)."""
 
     @property
     def pended(self) -> bool:

@@ -232,6 +232,27 @@ class DiagnosisFamily(_Data):
         )
 
 
+class HistoryRules(_Data):
+    """What a member's earlier claims change in a decision (DETERMINATION.md section 0, items 11-13).
+
+    The defaults are revisions 1 and 2, so their files load as they always did; revision 3 states
+    each of these in its file.
+    """
+
+    rejected_pharmacy_lines_are_originals: bool = True
+    """A pharmacy line rejected with an NCPDP code counts as an original for `claim.duplicate`
+    (revisions 1-2); false from revision 3 (item 11): a reject was never captured."""
+    authorized_units: Literal["per_line", "total"] = "per_line"
+    """`per_line`: an authorization's units cap each line alone (revisions 1-2); `total`: they are
+    used up by the lines it covers that the plan approves (revision 3, item 12)."""
+    same_claim_again: Literal["decided_again", "same_decision"] = "decided_again"
+    """The same claim (claim id and content) under a new event id: decided again as a new input
+    (revisions 1-2), or given the decision it already had (revision 3, item 13)."""
+    output_identity: Literal["input_event", "claim"] = "input_event"
+    """What an output event id derives from besides the policy and the history: the input event id
+    (revisions 1-2), or the member, claim id and the claim's canonical content (revision 3)."""
+
+
 class Policy(_Data):
     """One version of a drug policy: its dates, citations, code sets and ordered rules."""
 
@@ -259,6 +280,8 @@ class Policy(_Data):
     """Words that name the policy's drug in a line's drug description (whole words, any case)."""
     governed_lines: GovernedLines | None = None
     point_of_sale: PointOfSale | None = None
+    history: HistoryRules = HistoryRules()
+    """What the member's earlier claims change (revision 3 states it; the defaults are revision 2's)."""
     rules: tuple[Rule, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -330,7 +330,7 @@ class StreamHandler:
             return Outgoing(incoming, topic, final.claim_id.encode(), payload, result, taken, headers, source=source)
         if isinstance(result, Decided):
             # Keyed by claim id whatever the input key, so a claim's outputs share a partition.
-            topic = self.topics.pended if result.decision.pended else self.topics.adjudicated
+            topic = self.topics.pended if result.event_type == "claim.pended" else self.topics.adjudicated
             headers = body_headers(result.body, source=self.event_source, traceparent=trace)
             claim_key = result.claim.claim_id.encode()
             return Outgoing(incoming, topic, claim_key, result.payload, result, taken, headers, source=source)
@@ -513,7 +513,12 @@ class StreamHandler:
         if isinstance(result, Resolved):
             review = result.review
             self.processor.history.mark_resolved(
-                review.member_id, review.claim_id, str(review.event_id), str(result.event.event_id)
+                review.member_id,
+                review.claim_id,
+                str(review.event_id),
+                str(result.event.event_id),
+                units=result.authorization_units,
+                review=review.model_dump(mode="json"),
             )
             self._resolving.discard(str(review.pend_event_id))
             self._child(self.metrics.reviews, result.queue).inc()
@@ -523,10 +528,13 @@ class StreamHandler:
             self.processor.history.mark_emitted(result.claim, result.decision, result.fingerprint, pend=pend_of(result))
             self._undelivered.pop(result.claim.event_id, None)
             self._child(self.metrics.decisions, result.event_type).inc()
-            if result.decision.queue is not None:
-                self._child(self.metrics.pends_opened, result.decision.queue).inc()
-            for line in result.decision.lines:
-                self._child(self.metrics.line_outcomes, line.outcome.value, line.rule).inc()
+            if result.again:
+                self.metrics.decided_again.inc()  # the decision it already had: no pend opened, no line counted again
+            else:
+                if result.decision.queue is not None:
+                    self._child(self.metrics.pends_opened, result.decision.queue).inc()
+                for line in result.decision.lines:
+                    self._child(self.metrics.line_outcomes, line.outcome.value, line.rule).inc()
             now = time.perf_counter()
             self.metrics.latency.observe(now - item.taken)
             audit.record_decision(result, source=source, output_topic=item.topic, started=item.taken, now=now)

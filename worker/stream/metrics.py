@@ -26,6 +26,12 @@ class Metrics:
         self.redelivered = Counter(
             "claims_redelivered", "Inputs already decided (same event id), not published again.", registry=self.registry
         )
+        self.decided_again = Counter(
+            "claims_decided_again",
+            "Claims received again under a new event id (same claim id and content): the decision they"
+            " already had, published again.",
+            registry=self.registry,
+        )
         self.rekeyed = Counter(
             "claims_rekeyed",
             "Inputs forwarded to their member's partition of the repartition topic.",

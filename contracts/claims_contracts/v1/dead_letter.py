@@ -33,6 +33,9 @@ class DeadLetterKind(StrEnum):
     """A review of a pend superseded since: the claim was replaced, voided or decided again (1.4.0)."""
     REVIEW_LINES_NOT_PENDED = "review_lines_not_pended"
     """A review that decides lines the pend did not pend, or leaves pended lines undecided (1.4.0)."""
+    CLAIM_ID_CONFLICT = "claim_id_conflict"
+    """An original claim whose claim id was already decided for the member with other content, neither a
+    replacement nor a void: the earlier output stands and nothing of the member's history changes (1.5.0)."""
 
 
 class SourcePosition(OutboundModel):
