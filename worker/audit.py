@@ -37,6 +37,7 @@ ALLOWED_KEYS = frozenset(
         "source_event_id",
         "output_event_id",
         "dead_letter_event_id",
+        "received_again_as",
         # where it came from and went
         "source_topic",
         "source_partition",
@@ -296,9 +297,11 @@ def record_decision(
         now: `time.perf_counter()` at delivery; taken now by default.
     """
     end = time.perf_counter() if now is None else now
+    again = {"received_again_as": decided.claim.event_id} if decided.again else {}
     _logger().info(
         "claim.decided",
         **decision_fields(decided),
+        **again,  # the input that carried the same claim again (revision 3, item 13)
         **source,
         output_topic=output_topic,
         latency_ms=round((end - started) * 1000, 3),

@@ -175,7 +175,7 @@ class Processor:
         """The code table's words for a CARC (a reviewed denial's explanation); None: none known."""
 
     def process(
-        self, raw: bytes, source: SourcePosition, *, undelivered: Mapping[str, Emitted] | None = None
+        self, raw: bytes, source: SourcePosition, *, undelivered: Mapping[tuple[str, str], Emitted] | None = None
     ) -> Processed:
         """Decide one raw claim event, or dead-letter it.
 
@@ -187,7 +187,8 @@ class Processor:
             raw: the message value as received.
             source: where it came from, recorded on a dead letter.
             undelivered: inputs decided but not yet delivered (the stream's batches in hand),
-                by event id, checked like the history's delivered ones.
+                by member id and event id, checked like the history's delivered ones (an event
+                id is the member's: another member's claim under it is another input).
 
         Returns:
             The decision event, the dead-letter record, or that it was already decided.
@@ -197,7 +198,7 @@ class Processor:
         except dead_letter.Unreadable as unreadable:
             return self.dead_lettered(raw, unreadable, source)
         event_id = str(event.event_id)
-        seen = undelivered.get(event_id) if undelivered else None
+        seen = undelivered.get((event.claim.member.member_id, event_id)) if undelivered else None
         if seen is None:
             seen = self.history.already_emitted(event_id, event.claim.member.member_id)
         if seen is not None:

@@ -1,8 +1,9 @@
 """One member, one partition: the same decisions with one worker, two or three, on the real broker.
 
 A seeded mix of members, each with an original claim, then (by member) a duplicate under a new
-claim id, a replacement, a void, or a replacement that arrives before the claim it names, then
-a claim that repeats the original's lines. Half the members' claims are keyed by claim id with
+claim id, a replacement, a void, a replacement that arrives before the claim it names, a claim
+the member's authorization no longer has the units for, or the original again under a new event
+id, then a claim that repeats the original's lines. Half the members' claims are keyed by claim id with
 the Java/aiokafka partitioner, half by member id with librdkafka's (another hash), so a member's
 claims reach the worker on different input partitions. The mix is produced in three waves, each
 decided before the next, so every member's claims reach its partition in one order whatever
@@ -19,6 +20,7 @@ import asyncio
 import json
 import random
 import signal
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +29,7 @@ import pytest
 from confluent_kafka import Producer
 
 from claims_contracts.v1 import SourcePosition
-from tests.builders import claim_event, ketamine_line, to_bytes
+from tests.builders import approved_pa, claim_event, ketamine_line, medicare_primary, to_bytes
 from tests.integration.conftest import Deployment, consume, decode, produce, wait_for
 from worker.policy_files import load_policy_book
 from worker.processor import Decided, Processor
@@ -48,7 +50,26 @@ def waves(seed: int = SEED) -> list[list[dict[str, Any]]]:
         member = f"MBR-{n:03d}"
         line = ketamine_line(service_date=f"2025-09-{1 + n % 28:02d}", units=str(1 + n % 3))
         original = claim_event(claim_id=f"A-{n}", member_id=member, lines=[line])
-        kind = rng.choice(["duplicate", "replacement", "void", "late_original", "plain"])
+        kind = rng.choice(["duplicate", "replacement", "void", "late_original", "plain", "units", "again"])
+        if kind == "units":
+            # Medicare secondary under a 3-unit PA: the original uses 2, a later claim's 2 are not covered.
+            cover = {
+                "other_payers": [medicare_primary("paid")],
+                "prior_authorizations": [approved_pa(authorized_units="3")],
+            }
+            line = ketamine_line(service_date="2025-09-01", units="2")  # before receipt: decided on the PA
+            original = claim_event(claim_id=f"A-{n}", member_id=member, lines=[line], **cover)
+            first.append(original)
+            other = ketamine_line(service_date=line["service_date"], units="2", charge_amount="351.00")
+            second.append(claim_event(claim_id=f"U-{n}", member_id=member, lines=[other], **cover))
+            third.append(claim_event(claim_id=f"C-{n}", member_id=member, lines=[line], **cover))
+            continue
+        if kind == "again":
+            # The same claim under a new event id: the decision it had, published again.
+            first.append(original)
+            second.append({**original, "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4))})
+            third.append(claim_event(claim_id=f"C-{n}", member_id=member, lines=[line]))
+            continue
 
         def follow_up(
             claim_id: str, frequency: str, member: str = member, line: dict[str, Any] = line, of: str = f"A-{n}"
@@ -72,16 +93,26 @@ def waves(seed: int = SEED) -> list[list[dict[str, Any]]]:
     return [first, second, third]
 
 
-def reference(sequence: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The single-process decisions, by input event id, without `decided_at`."""
+def reference(sequence: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """The single-process decisions, by the source event id they name, without `decided_at`.
+
+    A claim received again under a new event id is given the decision it had, which names the
+    event that first carried it: its body joins that event's.
+    """
     processor = Processor(load_policy_book(None), clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
-    out = {}
+    out: dict[str, set[str]] = {}
     for number, event in enumerate(sequence, start=1):
         result = processor.process(to_bytes(event), SourcePosition(file_line=number))
         assert isinstance(result, Decided)
         processor.remember(result, emitted=True)
-        out[event["event_id"]] = comparable(json.loads(result.event.model_dump_json()))
+        body = comparable(json.loads(result.event.model_dump_json()))
+        out.setdefault(body["source_event_id"], set()).add(json.dumps(body, sort_keys=True))
     return out
+
+
+def reference_bodies() -> list[dict[str, Any]]:
+    """Every body of the reference."""
+    return [json.loads(body) for seen in reference([e for wave in waves() for e in wave]).values() for body in seen]
 
 
 def comparable(output: dict[str, Any]) -> dict[str, Any]:
@@ -109,14 +140,14 @@ def produce_wave(deployment: Deployment, wave: list[dict[str, Any]]) -> None:
     assert producer.flush(30) == 0
 
 
-def decided(deployment: Deployment, expected: int) -> dict[str, set[str]]:
-    """Every distinct output body downstream, by input event id."""
+def decided(deployment: Deployment, expected: int) -> tuple[dict[str, set[str]], int]:
+    """Every distinct output body downstream, by the source event id it names; and how many outputs."""
     outputs = decode(asyncio.run(consume(deployment.broker.bootstrap_servers, deployment.output_topics, expected, 5)))
     bodies: dict[str, set[str]] = {}
     for output in outputs:
         assert output["event_type"] != "claim.dead_lettered", output
         bodies.setdefault(output["source_event_id"], set()).add(json.dumps(comparable(output), sort_keys=True))
-    return bodies
+    return bodies, len(outputs)
 
 
 def run_mix(deployment: Deployment, between: list[Callable[[], None]]) -> dict[str, set[str]]:
@@ -126,22 +157,27 @@ def run_mix(deployment: Deployment, between: list[Callable[[], None]]) -> dict[s
         produce_wave(deployment, wave)
         produced += len(wave)
         between[index]()
-        wait_for(lambda n=produced: len(decided(deployment, n)) >= n, 240, f"wave {index + 1} decided")
-    return decided(deployment, produced)
+        # One output per input at least (a claim received again is published again, under the id it had).
+        wait_for(lambda n=produced: decided(deployment, n)[1] >= n, 240, f"wave {index + 1} decided")
+    return decided(deployment, produced)[0]
 
 
 def assert_same_as_reference(bodies: dict[str, set[str]]) -> None:
     expected = reference([event for wave in waves() for event in wave])
     assert set(bodies) == set(expected)
-    differing = [source for source, seen in bodies.items() if seen != {json.dumps(expected[source], sort_keys=True)}]
+    differing = [source for source, seen in bodies.items() if seen != expected[source]]
     assert differing == [], f"{len(differing)} of {len(expected)} outputs differ from the single-process reference"
 
 
 def test_the_mix_exercises_every_history_rule() -> None:
-    """The reference itself: duplicates, supersessions and a late original each occur."""
-    decisions = list(reference([event for wave in waves() for event in wave]).values())
+    """The reference itself: duplicates, supersessions, a late original, used-up units and a claim received again."""
+    decisions = reference_bodies()
     rules = {line["rule"] for d in decisions for line in d["lines"]}
     assert "claim.duplicate" in rules
+    assert {"msp.approved_secondary", "msp.pa_absent"} <= rules
+    sequence = [event for wave in waves() for event in wave]
+    assert len({e["event_id"] for e in sequence}) == len(sequence)
+    assert len({(e["claim"]["member"]["member_id"], e["claim"]["claim_id"]) for e in sequence}) < len(sequence)
     assert any(d["supersedes_event_id"] for d in decisions)
     assert any(d["superseded_by_claim_id"] for d in decisions)
     assert any(d["voids_claim_id"] for d in decisions)

@@ -163,8 +163,8 @@ class StreamHandler:
         self.send_failures = 0
         """Consecutive failed send rounds; non-zero means the worker is cut off."""
         self._delivering_since: float | None = None
-        self._undelivered: dict[str, Emitted] = {}
-        """Inputs decided but not yet delivered, in any prepared batch, by event id: a redelivery
+        self._undelivered: dict[tuple[str, str], Emitted] = {}
+        """Inputs decided but not yet delivered, in any prepared batch, by member and event id: a redelivery
         of one of them is skipped ("already emitted" is only recorded after delivery)."""
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         """Labelled children of the metrics, by metric and labels (topics, outcomes, rules, queues,
@@ -253,7 +253,10 @@ class StreamHandler:
             self.metrics.redelivered.inc()
             return
         if isinstance(result, Decided):
-            self._undelivered[result.claim.event_id] = (result.decision.event_id, result.fingerprint)
+            self._undelivered[(result.claim.member_id, result.claim.event_id)] = (
+                result.decision.event_id,
+                result.fingerprint,
+            )
             # Remember the lines now so a duplicate later in this batch is seen;
             # "already emitted" is only recorded after delivery (below).
             self.processor.remember(result)
@@ -359,7 +362,7 @@ class StreamHandler:
         """
         limit: int | None
         if isinstance(item.result, Decided):
-            self._undelivered.pop(item.result.claim.event_id, None)
+            self._undelivered.pop((item.result.claim.member_id, item.result.claim.event_id), None)
             self.processor.history.forget_undelivered(item.result.claim)
             limit = self.processor.dead_letter_max_bytes
         elif isinstance(item.result, Resolved):
@@ -395,7 +398,7 @@ class StreamHandler:
         """Forget a prepared batch that will not be delivered: its inputs, read again, are decided again."""
         for item in pending:
             if isinstance(item.result, Decided):
-                self._undelivered.pop(item.result.claim.event_id, None)
+                self._undelivered.pop((item.result.claim.member_id, item.result.claim.event_id), None)
                 self.processor.history.forget_undelivered(item.result.claim)
             elif isinstance(item.result, Resolved):
                 self._resolving.discard(str(item.result.review.pend_event_id))
@@ -526,7 +529,7 @@ class StreamHandler:
             audit.record_review(result, source=source, output_topic=item.topic)
         elif isinstance(result, Decided):
             self.processor.history.mark_emitted(result.claim, result.decision, result.fingerprint, pend=pend_of(result))
-            self._undelivered.pop(result.claim.event_id, None)
+            self._undelivered.pop((result.claim.member_id, result.claim.event_id), None)
             self._child(self.metrics.decisions, result.event_type).inc()
             if result.again:
                 self.metrics.decided_again.inc()  # the decision it already had: no pend opened, no line counted again
