@@ -57,7 +57,7 @@ docs: install
 code-sets: install
 	$(BIN)/python -m worker.dev.code_sets
 
-# Replay the bench mix under revision 1 and revision 2 of the reading; the diff goes in docs/policy.md.
+# Replay the bench mix under revision 2 and revision 3 of the reading; the diff goes in docs/policy.md.
 policy-diff: install
 	$(BIN)/python -m worker.dev.policy_diff
 

@@ -1,9 +1,10 @@
 """The replay diff between two readings of the policy, written into docs/policy.md (`make policy-diff`).
 
 The bench mix (`bench/data.py`, seeded) is written to a file and replayed twice with
-`claims-worker replay --from-file`: under revision 1 (`--policy-dir` of the archived files) and
-under the shipped revision, the second compared with the first (`--compare-with`). The
-transition table that report gives replaces the text between the markers in docs/policy.md.
+`claims-worker replay --from-file`: under the revision before the shipped one (`--policy-dir` of
+the archived files) and under the shipped revision, the second compared with the first
+(`--compare-with`). The transition table that report gives replaces the text between the
+markers in docs/policy.md.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "policy.md"
 BEGIN, END = "<!-- policy-diff:begin -->", "<!-- policy-diff:end -->"
 CLI = str(Path(sys.executable).with_name("claims-worker"))
-REVISION_1 = ROOT / "worker" / "adjudication" / "archive" / "revision-1"
+ARCHIVE = ROOT / "worker" / "adjudication" / "archive"
+PREVIOUS, SHIPPED = 2, 3
+"""The readings compared: the archived one before the shipped one, and the shipped one."""
 
 
 def _replay(work: Path, name: str, *extra: str) -> None:
@@ -47,12 +50,14 @@ def table(report: dict[str, Any], claims: int) -> str:
     """The report as the markdown docs/policy.md shows."""
     changes: list[dict[str, Any]] = report["line_changes"]
     out = [
-        f"The bench mix ({claims:,} claim events, `bench/data.py`, seed 2300), replayed under revision 1 and",
-        "under revision 2 (`make policy-diff`):",
+        f"The bench mix ({claims:,} claim events, `bench/data.py`, seed 2300), replayed under revision"
+        f" {PREVIOUS} and",
+        f"under revision {SHIPPED} (`make policy-diff`):",
         "",
         f"- decisions compared: {report['compared']:,}; unchanged: {report['unchanged']:,};"
         f" changed: {report['changed']:,}",
         f"- identical output event ids: {report['identical_event_ids']:,} (the revision is part of the id)",
+        f"- identical bodies apart from `decided_at`: {report['identical_bodies_apart_from_decided_at']:,}",
         "",
         "| from (outcome:rule) | to (outcome:rule) | lines | first claims |",
         "|---|---|---|---|",
@@ -74,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         (work / "mix.jsonl").write_bytes(b"\n".join(claims(args.claims)) + b"\n")
-        _replay(work, "revision-1", "--policy-dir", str(REVISION_1))
-        _replay(work, "revision-2", "--compare-with", str(work / "revision-1.jsonl"))
-        report = json.loads((work / "revision-2" / "report.json").read_text())
+        before, after = f"revision-{PREVIOUS}", f"revision-{SHIPPED}"
+        _replay(work, before, "--policy-dir", str(ARCHIVE / before))
+        _replay(work, after, "--compare-with", str(work / f"{before}.jsonl"))
+        report = json.loads((work / after / "report.json").read_text())
     text = DOC.read_text()
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
