@@ -13,6 +13,15 @@ lines, its latest service date, the claim that retired it, and the input events 
 were delivered (each with a fingerprint of its content, so an event id reused for other content
 is told apart from a redelivery). Values are JSON-friendly so a changelog can carry them.
 
+From revision 3 a claim also holds the authorization units its approved lines used (`units`:
+the member's active claims' units are what a PA has used, so a void or replacement gives them
+back by retiring the claim; a claim the window drops leaves its units in the record's `spent`),
+the fingerprint of its content (`content`), and what the history gave its decision (`made`: the
+input event id that carried it, duplicates, supersessions, units used before), so the same claim
+received again is given the same decision; a review that closed its pend is kept with it too.
+Which lines are originals for duplicate checks is the reading's (`HistoryRules`): from revision
+3 a pharmacy line rejected at the counter is not.
+
 An open pend's body (the pend-for-review event as published, what a review resolves) is kept
 beside the record, under the member's pends key (`pends_key`), and the claim names it by event
 id (`open_pend`). The record is written again with every claim of the member; the bodies, most
