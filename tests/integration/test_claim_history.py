@@ -47,25 +47,23 @@ def _msp(claim_id: str, member: str, units: str, charge: str, **fields: Any) -> 
     )
 
 
+def _rx(claim_id: str, medicare: dict[str, Any]) -> dict[str, Any]:
+    """The same pharmacy fill of member M-RX under a PA naming its NDC, with Medicare as given."""
+    line = ketamine_line(procedure_code=None)
+    return claim_event(
+        claim_id=claim_id,
+        member_id="M-RX",
+        claim_type="pharmacy",
+        lines=[line],
+        other_payers=[medicare],
+        prior_authorizations=[RX_PA],
+    )
+
+
 def sequence() -> list[dict[str, Any]]:
     """The claims, in the order produced (one partition: keyed by member, each member's order kept)."""
-    rx_line = ketamine_line(procedure_code=None)
-    rejected = claim_event(
-        claim_id="RX-1",
-        member_id="M-RX",
-        claim_type="pharmacy",
-        lines=[rx_line],
-        other_payers=[medicare_primary("pending")],
-        prior_authorizations=[RX_PA],
-    )
-    resubmitted = claim_event(
-        claim_id="RX-2",
-        member_id="M-RX",
-        claim_type="pharmacy",
-        lines=[rx_line],
-        other_payers=[medicare_primary("paid")],
-        prior_authorizations=[RX_PA],
-    )
+    rejected = _rx("RX-1", medicare_primary("pending"))
+    resubmitted = _rx("RX-2", medicare_primary("paid"))
     again = claim_event(claim_id="P-1", member_id="M-AGAIN")
     other_member = claim_event(claim_id="E-1", member_id="M-E2", event_id=SHARED_EVENT_ID)
     conflicting = claim_event(claim_id="P-1", member_id="M-AGAIN", diagnoses=["F32.9"])

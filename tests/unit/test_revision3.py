@@ -55,6 +55,23 @@ def decide(processor: Processor, event: dict[str, Any]) -> dict[str, Any]:
     return result.body
 
 
+def reviewed(processor: Processor, pend: dict[str, Any], line: dict[str, Any]) -> tuple[dict[str, Any], Resolved]:
+    """A reviewer's decision of a pend's line 1, applied: the review, and what it resolved."""
+    review = {
+        "schema_version": 1,
+        "event_id": str(uuid.uuid4()),
+        "pend_event_id": pend["event_id"],
+        "claim_id": pend["claim_id"],
+        "member_id": pend["member_id"],
+        "reviewer_id": "rev-1",
+        "decided_at": "2026-01-02T00:00:00Z",
+        "lines": [line],
+    }
+    resolved = processor.review(json.dumps(review).encode(), HERE)
+    assert isinstance(resolved, Resolved), getattr(resolved, "record", resolved)
+    return review, resolved
+
+
 def line_of(body: dict[str, Any], number: int = 1) -> dict[str, Any]:
     return next(line for line in body["lines"] if line["line_number"] == number)
 
@@ -218,18 +235,7 @@ class TestAuthorizedUnits:
         pend = decide(processor, secondary("S-1", units="3", other_payers=[medicare_primary("pending")]))
         assert pend["event_type"] == "claim.pended"
         # Pended, the line holds no units yet: another claim may use them meanwhile.
-        review = {
-            "schema_version": 1,
-            "event_id": str(uuid.uuid4()),
-            "pend_event_id": pend["event_id"],
-            "claim_id": "S-1",
-            "member_id": "M-PA",
-            "reviewer_id": "rev-1",
-            "decided_at": "2026-01-02T00:00:00Z",
-            "lines": [{"line_number": 1, "outcome": "approved"}],
-        }
-        resolved = processor.review(json.dumps(review).encode(), HERE)
-        assert isinstance(resolved, Resolved)
+        review, resolved = reviewed(processor, pend, {"line_number": 1, "outcome": "approved"})
         assert resolved.authorization_units == (("PA-1", pytest.approx(3)),)
         processor.history.mark_resolved(
             "M-PA", "S-1", review["event_id"], str(resolved.event.event_id), units=resolved.authorization_units
@@ -308,18 +314,7 @@ class TestOneClaimOneDecision:
     ) -> None:
         processor = desk(policies)
         pend = decide(processor, claim_event(claim_id="P-1", member_id="M-R", diagnoses=["R52"]))
-        review = {
-            "schema_version": 1,
-            "event_id": str(uuid.uuid4()),
-            "pend_event_id": pend["event_id"],
-            "claim_id": "P-1",
-            "member_id": "M-R",
-            "reviewer_id": "rev-1",
-            "decided_at": "2026-01-02T00:00:00Z",
-            "lines": [{"line_number": 1, "outcome": "denied", "carc": ["50"]}],
-        }
-        resolved = processor.review(json.dumps(review).encode(), HERE)
-        assert isinstance(resolved, Resolved)
+        review, resolved = reviewed(processor, pend, {"line_number": 1, "outcome": "denied", "carc": ["50"]})
         processor.history.mark_resolved(
             "M-R",
             "P-1",
