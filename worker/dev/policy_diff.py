@@ -50,8 +50,7 @@ def table(report: dict[str, Any], claims: int) -> str:
     """The report as the markdown docs/policy.md shows."""
     changes: list[dict[str, Any]] = report["line_changes"]
     out = [
-        f"The bench mix ({claims:,} claim events, `bench/data.py`, seed 2300), replayed under revision"
-        f" {PREVIOUS} and",
+        f"The bench mix ({claims:,} claim events, `bench/data.py`, seed 2300), replayed under revision {PREVIOUS} and",
         f"under revision {SHIPPED} (`make policy-diff`):",
         "",
         f"- decisions compared: {report['compared']:,}; unchanged: {report['unchanged']:,};"
