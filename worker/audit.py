@@ -38,6 +38,7 @@ ALLOWED_KEYS = frozenset(
         "output_event_id",
         "dead_letter_event_id",
         "received_again_as",
+        "review_keys",
         # where it came from and went
         "source_topic",
         "source_partition",

@@ -9,6 +9,7 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -381,42 +382,145 @@ def cmd_samples_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review_keys_new(args: argparse.Namespace) -> int:
+    """Write a new review signing key pair: the private key 0600, the public one named by its key id."""
+    from worker.signatures import PRIVATE_KEY_FILE, new_key_pair
+
+    directory = Path(args.directory)
+    try:
+        kid = new_key_pair(directory)
+    except FileExistsError:
+        _fail(EXIT_CONFIG, f"review keys new: {directory / PRIVATE_KEY_FILE} exists; it is never overwritten")
+    except OSError as error:
+        _fail(EXIT_CONFIG, f"review keys new: {error}")
+    print(
+        f"key {kid}: private {directory / PRIVATE_KEY_FILE} (0600), public {directory / kid}.pub.pem", file=sys.stderr
+    )
+    print("give the workbench CLAIMS_REVIEW_SIGNING_KEY, the workers CLAIMS_REVIEW_VERIFY_KEYS", file=sys.stderr)
+    return 0
+
+
+def cmd_review_publish(args: argparse.Namespace) -> int:
+    """Sign review decisions from JSON files (one review, or a list) and publish them to the reviews topic.
+
+    Every review is validated against the contract first; nothing is sent unless all are valid.
+    """
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from claims_contracts.v1 import ReviewDecisionEvent
+    from worker.signatures import SIGNATURE_HEADER, load_signing_key
+
+    settings = _settings()
+    if settings.review_signing_key is None:
+        _fail(EXIT_CONFIG, "review publish: CLAIMS_REVIEW_SIGNING_KEY is not set")
+    try:
+        key = load_signing_key(settings.review_signing_key)
+    except (OSError, ValueError) as error:
+        _fail(EXIT_CONFIG, f"review publish: {error}")
+    reviews: list[ReviewDecisionEvent] = []
+    for name in args.files:
+        try:
+            document = json.loads(Path(name).read_bytes())
+        except (OSError, ValueError) as error:
+            _fail(EXIT_INPUT, f"review publish: {name}: {error}")
+        for index, item in enumerate(document if isinstance(document, list) else [document]):
+            try:
+                reviews.append(ReviewDecisionEvent.model_validate(item))
+            except ValidationError as error:
+                first = error.errors(include_input=False)[0]
+                where = ".".join(str(part) for part in first["loc"])
+                _fail(EXIT_INPUT, f"review publish: {name} review {index}: {where}: {first['msg']}")
+
+    connection = _connection(settings)
+
+    async def send() -> None:
+        producer = connection.producer(acks="all")
+        await producer.start()
+        try:
+            for review in reviews:
+                value = review.model_dump_json().encode()
+                headers = [(SIGNATURE_HEADER, key.sign(value))]
+                await producer.send_and_wait(
+                    settings.reviews_topic, value, key=review.member_id.encode(), headers=headers
+                )
+        finally:
+            await producer.stop()
+
+    try:
+        asyncio.run(send())
+    except Exception as error:  # noqa: BLE001 - one clear line, whatever the client raised
+        _fail(EXIT_UNAVAILABLE, f"review publish: {type(error).__name__}: {error}")
+    print(f"signed (key {key.kid}) and published {len(reviews)} reviews to {settings.reviews_topic}", file=sys.stderr)
+    return 0
+
+
 def cmd_review_serve(args: argparse.Namespace) -> int:
     """Serve the reviewer's workbench: the open pends, claim pages, and the review form."""
     import asyncio
+    import contextlib
+    import ipaddress
+    import ssl
 
-    from worker.review.identity import Identity, read_tokens
+    from worker.review.identity import Identity, read_secret, read_tokens
     from worker.review.projection import Projection
     from worker.review.web import Workbench, serve
+    from worker.signatures import load_signing_key
 
     settings = _settings()
     _connection(settings)
+    if settings.review_signing_key is None:
+        _fail(EXIT_CONFIG, "review serve: CLAIMS_REVIEW_SIGNING_KEY is not set: the workbench signs every review")
     try:
+        signing = load_signing_key(settings.review_signing_key)
         tokens = read_tokens(Path(args.tokens)) if args.tokens else {}
-        identity = Identity(trusted_header=args.trusted_header, tokens=tokens)
+        secret = read_secret(Path(args.proxy_secret_file)) if args.proxy_secret_file else None
+        identity = Identity(
+            trusted_header=args.trusted_header, roles_header=args.roles_header, proxy_secret=secret, tokens=tokens
+        )
     except (OSError, ValueError) as error:
         _fail(EXIT_CONFIG, f"review serve: {error}")
+    if args.trusted_header and secret is None and not _loopback(args.host, ipaddress):
+        _fail(
+            EXIT_CONFIG,
+            f"review serve: --trusted-header on {args.host} (not loopback) needs --proxy-secret-file: any client"
+            " that reaches the port could otherwise name any reviewer",
+        )
+    tls = None
+    if args.tls_cert:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            tls.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as error:
+            _fail(EXIT_CONFIG, f"review serve: TLS: {error}")
     policies = _policies(args.policy_dir, None)
     codes = load_code_table(Path(args.policy_dir) if args.policy_dir else bundled_policy_dir())
-    projection = Projection(Path(args.db))
-    if args.rebuild:
-        projection.rebuild()
-    bench = Workbench(settings, projection, identity, policies, codes)
+    with Projection(Path(args.db)) as projection:
+        if args.rebuild:
+            projection.rebuild()
+        bench = Workbench(settings, projection, identity, policies, codes, signing=signing)
+        scheme = "https" if tls is not None else "http"
 
-    def ready(port: int) -> None:
-        print(f"workbench on http://{args.host}:{port}/ (projection {args.db})", file=sys.stderr, flush=True)
+        def ready(port: int) -> None:
+            print(f"workbench on {scheme}://{args.host}:{port}/ (projection {args.db})", file=sys.stderr, flush=True)
 
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        def stop(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        asyncio.run(serve(bench, args.host, args.port, ready))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        projection.close()
+        signal.signal(signal.SIGTERM, stop)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(bench, args.host, args.port, ready, tls=tls))
     return 0
+
+
+def _loopback(host: str, ipaddress: Any) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return bool(ipaddress.ip_address(host).is_loopback)
+    except ValueError:
+        return False
 
 
 def _audit_stream(target: str, group: str | None = None) -> TextIO:
@@ -496,9 +600,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rebuild", action="store_true", help="throw the projection away and read the topics again")
     who = serve.add_mutually_exclusive_group(required=True)
     who.add_argument("--trusted-header", help="header an authenticating proxy sets to the reviewer's id")
-    who.add_argument("--tokens", help="file of 'reviewer-id token' lines, for local sign-in")
+    who.add_argument("--tokens", help="file (mode 0600) of 'reviewer-id token role[,role]' lines, for local sign-in")
+    serve.add_argument(
+        "--roles-header", default="X-Forwarded-Roles", help="with --trusted-header: the header of the reviewer's roles"
+    )
+    serve.add_argument(
+        "--proxy-secret-file",
+        help="with --trusted-header: file (0600) of the secret the proxy sends in X-Workbench-Proxy-Secret;"
+        " required to listen beyond loopback",
+    )
+    serve.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM); cookies are then Secure")
+    serve.add_argument("--tls-key", help="the certificate's private key (PEM)")
     policy_options(serve)
     serve.set_defaults(handler=cmd_review_serve)
+    keys = review_commands.add_parser("keys", help="review signing keys")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    new_keys = keys_commands.add_parser("new", help="write a new signing key pair into a folder")
+    new_keys.add_argument("directory", help="folder for review-signing.pem (0600) and <key id>.pub.pem")
+    new_keys.set_defaults(handler=cmd_review_keys_new)
+    publish_reviews = review_commands.add_parser("publish", help="sign review decisions from JSON files and send them")
+    publish_reviews.add_argument("files", nargs="+", help="JSON files: a review decision each, or a list of them")
+    publish_reviews.set_defaults(handler=cmd_review_publish)
 
     samples = commands.add_parser("samples", help="the bundled sample claims")
     samples_commands = samples.add_subparsers(dest="samples_command", required=True)

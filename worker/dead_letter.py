@@ -133,6 +133,19 @@ def event_id_conflict(event_id: str, output_event_id: str, claim_id: str) -> Unr
     )
 
 
+def review_unauthenticated(reason: str, claimed_event_id: str | None = None) -> Unreadable:
+    """The error for a review without a valid signature by a trusted key: nothing of it is trusted.
+
+    `claimed_event_id` is the event id the bytes say they have, untrusted: it only lets the
+    sender find its refusal.
+    """
+    return Unreadable(
+        DeadLetterKind.REVIEW_UNAUTHENTICATED,
+        [ErrorDetail(path="(header claims-review-signature)", message=reason, type="review_unauthenticated")],
+        source_event_id=claimed_event_id,
+    )
+
+
 def claim_id_conflict(event_id: str, claim_id: str, earlier: Mapping[str, Any]) -> Unreadable:
     """The error for an original claim whose claim id was already decided for other content (revision 3, item 13).
 

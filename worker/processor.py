@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from claims_contracts.v1 import (
@@ -25,10 +27,13 @@ from claims_contracts.v1 import (
     ReviewDecisionEvent,
     SourcePosition,
 )
+from claims_contracts.v1.review import MAX_REVIEW_BYTES
 from worker import dead_letter
-from worker.adjudication import Claim, Decision, PolicyBook, adjudicate, output_event_id
+from worker.adjudication import Claim, CodeTable, Decision, PolicyBook, adjudicate, output_event_id
 from worker.history import ClaimHistory, Emitted
+from worker.policy_files import bundled_policy_dir, load_code_table
 from worker.resolution import Resolved, ReviewRedelivered, final_adjudication, parse_review, resolve
+from worker.signatures import Unverified, VerifyKeys
 from worker.translate import body_from_decision, claim_from_event, event_of, payload
 
 DEFAULT_MAX_INPUT_BYTES = 1_048_576
@@ -159,7 +164,8 @@ class Processor:
         clock: Callable[[], datetime] = utc_now,
         history: ClaimHistory | None = None,
         skip_redelivered: bool = True,
-        carc_text: Callable[[str], str | None] = lambda carc: None,
+        codes: CodeTable | None = None,
+        review_keys: VerifyKeys | None = None,
     ) -> None:
         if pinned_version is not None:
             policies.version(pinned_version)  # fail now, not on the first claim
@@ -171,8 +177,10 @@ class Processor:
         self.clock = clock
         self.history = history if history is not None else ClaimHistory.in_memory()
         self.skip_redelivered = skip_redelivered
-        self.carc_text = carc_text
-        """The code table's words for a CARC (a reviewed denial's explanation); None: none known."""
+        self.codes = codes if codes is not None else load_code_table(bundled_policy_dir())
+        """The code table: a review's codes must be in it, and a reviewed denial's explanation quotes it."""
+        self.review_keys = review_keys if review_keys is not None else VerifyKeys({})
+        """The public keys a review must be signed by (none: every review is refused, fail closed)."""
 
     def process(
         self, raw: bytes, source: SourcePosition, *, undelivered: Mapping[tuple[str, str], Emitted] | None = None
@@ -224,18 +232,35 @@ class Processor:
         )
 
     def review(
-        self, raw: bytes, source: SourcePosition, *, resolving: Collection[str] = ()
+        self, raw: bytes, source: SourcePosition, *, signature: bytes | None = None, resolving: Collection[str] = ()
     ) -> Resolved | ReviewRedelivered | DeadLettered:
         """Apply one raw review decision to its pend: the final adjudication, or a dead letter saying why not.
+
+        The review's signature is checked first, over the bytes as received: one without a valid
+        signature by a trusted key is a `review_unauthenticated` dead letter and changes nothing.
 
         Args:
             raw: the message value as received.
             source: where it came from, recorded on a dead letter.
+            signature: the value of the review's signature header (`worker.signatures`).
             resolving: pend event ids that reviews decided but not yet delivered resolve.
         """
         try:
-            review = parse_review(raw, self.max_input_bytes)
-            return resolve(review, self.history, clock=self.clock, carc_text=self.carc_text, resolving=resolving)
+            if len(raw) > MAX_REVIEW_BYTES:
+                raise dead_letter.too_large(len(raw), MAX_REVIEW_BYTES)
+            try:
+                self.review_keys.verify(raw, signature)
+            except Unverified as unverified:
+                raise dead_letter.review_unauthenticated(unverified.reason, _claimed_event_id(raw)) from None
+            review = parse_review(raw, MAX_REVIEW_BYTES)
+            return resolve(
+                review,
+                self.history,
+                clock=self.clock,
+                codes=self.codes,
+                rules=self.policies.review_queues,
+                resolving=resolving,
+            )
         except dead_letter.Unreadable as unreadable:
             return self.dead_lettered(raw, unreadable, source)
 
@@ -363,9 +388,13 @@ class Processor:
         review = (earlier.get("review") or {}).get("decision")
         body = decided.body
         if review is not None and decided.decision.pended:
-            final = final_adjudication(body, ReviewDecisionEvent.model_validate(review), self.clock(), self.carc_text)
+            final = final_adjudication(body, ReviewDecisionEvent.model_validate(review), self.clock(), self._carc_text)
             body = final.model_dump(mode="json")
         return dataclasses.replace(decided, body=body, payload=payload(body), again=True)
+
+    def _carc_text(self, carc: str) -> str | None:
+        entry = self.codes.carc.get(carc)
+        return entry.text if entry is not None else None
 
     def remember(self, decided: Decided, *, emitted: bool = False) -> None:
         """Record a decision in the claim history.
@@ -387,6 +416,23 @@ class Processor:
             )
         if emitted:
             self.history.mark_emitted(decided.claim, decided.decision, decided.fingerprint, pend=pend_of(decided))
+
+
+def _claimed_event_id(raw: bytes) -> str | None:
+    """The event id an unverified review says it has (untrusted: only to name it on its dead letter)."""
+    try:
+        claimed = orjson.loads(raw).get("event_id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return str(uuid.UUID(claimed)) if isinstance(claimed, str) and len(claimed) <= 64 and _is_uuid(claimed) else None
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 class ClaimIdConflict(Exception):

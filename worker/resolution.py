@@ -29,7 +29,10 @@ from claims_contracts.v1 import (
     ReviewedLine,
 )
 from worker import dead_letter
+from worker.adjudication import CodeTable
+from worker.adjudication.policy import ReviewQueueRule
 from worker.history import ACTIVE, ClaimHistory
+from worker.review_rules import refusal
 from worker.translate import COVERAGE_ASSERTION_NAMESPACE
 
 REVIEW_OUTPUT_NAMESPACE = uuid.UUID("c1f4e0a2-6b7d-5e38-9d21-7a5b3c9e0f64")
@@ -93,16 +96,23 @@ def resolve(
     history: ClaimHistory,
     *,
     clock: Callable[[], datetime],
-    carc_text: Callable[[str], str | None],
+    codes: CodeTable,
+    rules: Mapping[str, ReviewQueueRule],
     resolving: Collection[str] = (),
 ) -> Resolved | ReviewRedelivered:
     """Turn a review into the final adjudication of its pend.
 
+    The review must match the open pend, decide exactly its pended lines, and pass the queue's
+    rules (`worker.review_rules`: an outcome the queue allows, a reviewer role it takes, codes
+    from the code table that fit the outcome, a time after the pend and not in the future).
+    Its signature is checked before (`Processor.review`).
+
     Args:
         review: the validated review decision.
         history: the member's claims (the pend as published is kept there).
-        clock: the edge's clock, for `decided_at`.
-        carc_text: the code table's words for a CARC (the explanation of a denied line).
+        clock: the edge's clock, for `decided_at` and the review's time check.
+        codes: the code table (a denied line's codes, and their words in its explanation).
+        rules: the policy's review queues (empty: every review is refused).
         resolving: pend event ids a review in hand (not yet delivered) resolves.
 
     Returns:
@@ -142,7 +152,12 @@ def resolve(
             if part
         )
         raise _refused(DeadLetterKind.REVIEW_LINES_NOT_PENDED, review, why)
-    event = final_adjudication(pend, review, clock(), carc_text)
+    now = clock()
+    refused = refusal(pend, review.lines, review.reviewer_roles, review.decided_at, rules=rules, codes=codes, now=now)
+    if refused is not None:
+        kind = DeadLetterKind.REVIEW_NOT_ALLOWED if refused.kind == "not_allowed" else DeadLetterKind.REVIEW_INVALID
+        raise _refused(kind, review, refused.reason)
+    event = final_adjudication(pend, review, now, lambda carc: codes.carc[carc].text if carc in codes.carc else None)
     pended_at = datetime.fromisoformat(str(pend["decided_at"]).replace("Z", "+00:00"))
     age = (review.decided_at - pended_at).total_seconds()
     return Resolved(event, review, str(pend.get("queue")), age, _units_approved(pend, review))

@@ -109,6 +109,17 @@ class Settings(BaseSettings):
         default=1, ge=0, le=5, description="Warm copies of each history partition kept by other workers."
     )
     policy_dir: Path | None = Field(default=None, description="Policy directory; the bundled policies by default.")
+    review_verify_keys: Path | None = Field(
+        default=None,
+        description=(
+            "Public keys (a PEM file, or a folder of *.pub.pem) a review decision must be signed by; without any,"
+            " every review is refused (dead letter review_unauthenticated)."
+        ),
+    )
+    review_signing_key: Path | None = Field(
+        default=None,
+        description="Private key (PEM, mode 0600) the workbench and `review publish` sign review decisions with.",
+    )
 
     web_host: str = Field(default="0.0.0.0", description="Address of the health and metrics server.")  # noqa: S104
     web_port: int = Field(

@@ -7,5 +7,5 @@ Re-exports the current version (v1). Import a version explicitly
 from claims_contracts.v1 import *  # noqa: F403 - the current version is this package's surface
 from claims_contracts.v1 import __all__ as _v1_all
 
-__version__ = "1.5.0"
+__version__ = "1.6.0"
 __all__ = [*_v1_all, "__version__"]

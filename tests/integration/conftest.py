@@ -24,9 +24,11 @@ from typing import Any
 
 import pytest
 
+from tests import signing
 from worker.connection import KafkaConnection
 from worker.dev.broker import FAST_JOIN, Broker, free_port, start_broker
 from worker.settings import Settings
+from worker.signatures import PRIVATE_KEY_FILE
 from worker.stream import topics
 
 CLI = str(Path(sys.executable).with_name("claims-worker"))
@@ -99,6 +101,9 @@ class Deployment:
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMS_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
         env.update(worker.environment())
+        # Every worker trusts the run's review key; the workbench and `review publish` sign with it.
+        env["CLAIMS_REVIEW_VERIFY_KEYS"] = str(signing.KEYS)
+        env["CLAIMS_REVIEW_SIGNING_KEY"] = str(signing.KEYS / PRIVATE_KEY_FILE)
         env.update(self.extra_env)
         return env
 
@@ -132,11 +137,22 @@ class Deployment:
         return asyncio.run(consume(self.broker.bootstrap_servers, self.output_topics, expected, timeout))
 
 
-async def produce(servers: str, topic: str, values: list[bytes], keys: list[bytes | None] | None = None) -> None:
+async def produce(
+    servers: str,
+    topic: str,
+    values: list[bytes],
+    keys: list[bytes | None] | None = None,
+    headers: list[list[tuple[str, bytes]]] | None = None,
+) -> None:
     producer = KafkaConnection.plaintext(servers).producer(max_request_size=4 * 1024 * 1024, linger_ms=5)
     await producer.start()
     try:
-        futures = [await producer.send(topic, value, key=(keys[i] if keys else None)) for i, value in enumerate(values)]
+        futures = [
+            await producer.send(
+                topic, value, key=(keys[i] if keys else None), headers=(headers[i] if headers else None)
+            )
+            for i, value in enumerate(values)
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

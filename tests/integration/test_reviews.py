@@ -10,6 +10,7 @@ from typing import Any
 
 from tests.builders import claim_event, ketamine_line, service_line, to_bytes
 from tests.integration.conftest import Deployment, decode, produce, wait_for
+from tests.signing import signed_headers
 
 
 def review(pend: dict[str, Any], lines: list[dict[str, Any]], **overrides: Any) -> dict[str, Any]:
@@ -20,6 +21,7 @@ def review(pend: dict[str, Any], lines: list[dict[str, Any]], **overrides: Any) 
         "claim_id": pend["claim_id"],
         "member_id": pend["member_id"],
         "reviewer_id": "RV-7",
+        "reviewer_roles": ["clinical_reviewer"],
         "decided_at": (datetime.now(UTC) + timedelta(seconds=5)).isoformat(),
         "lines": lines,
     }
@@ -60,7 +62,13 @@ def test_a_review_closes_its_pend_and_every_other_review_is_dead_lettered(deploy
     ]
     values = [json.dumps(r).encode() for r in reviews]
     asyncio.run(
-        produce(settings.bootstrap_servers, settings.reviews_topic, values, [r["member_id"].encode() for r in reviews])
+        produce(
+            settings.bootstrap_servers,
+            settings.reviews_topic,
+            values,
+            [r["member_id"].encode() for r in reviews],
+            [signed_headers(value) for value in values],
+        )
     )
 
     outputs = decode(deployment.consume(4 + 5))

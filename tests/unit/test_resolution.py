@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from claims_contracts.v1 import AdjudicationEvent, PendForReviewEvent, SourcePosition
 from tests.builders import claim_event, ketamine_line, service_line, to_bytes
+from tests.signing import VERIFY_KEYS, signature
 from worker.adjudication import PolicyBook
 from worker.history import ClaimHistory, member_of_key, pends_key
 from worker.policy_files import bundled_policy_dir, load_policy_book
@@ -40,6 +41,7 @@ def review(pend: PendForReviewEvent, lines: list[dict[str, Any]] | None = None, 
         "claim_id": pend.claim_id,
         "member_id": pend.member_id,
         "reviewer_id": "RV-1042",
+        "reviewer_roles": ["clinical_reviewer"],
         "decided_at": (pend.decided_at + timedelta(hours=2)).isoformat(),  # two hours in the queue
         "lines": lines if lines is not None else [{"line_number": 1, "outcome": "denied", "carc": ["50"]}],
     }
@@ -50,13 +52,41 @@ def review(pend: PendForReviewEvent, lines: list[dict[str, Any]] | None = None, 
 REVISION_2 = bundled_policy_dir().parent / "archive" / "revision-2"
 
 
+class Clock:
+    """The desk's clock: claims pend at 09:00, and reviews are read three hours later (`later`)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def at_review_time(processor: Processor) -> None:
+    """Move the desk's clock on to when the reviews arrive (after their `decided_at`)."""
+    clock = processor.clock
+    assert isinstance(clock, Clock)
+    clock.now = max(clock.now, datetime(2026, 1, 5, 12, 0, tzinfo=UTC))
+
+
+def desk_of(policies: PolicyBook, **options: Any) -> Processor:
+    """A processor that trusts the test run's review key."""
+    return Processor(policies, clock=Clock(), review_keys=VERIFY_KEYS, **options)
+
+
+def submit(processor: Processor, raw: bytes, **options: Any) -> Any:
+    """A review as it arrives from the topic: signed by the run's key, read at review time."""
+    at_review_time(processor)
+    return processor.review(raw, HERE, signature=signature(raw), **options)
+
+
 @pytest.fixture
 def desk(policies: PolicyBook) -> Processor:
-    return Processor(policies, carc_text=lambda carc: {"50": "not medically necessary"}.get(carc))
+    return desk_of(policies)
 
 
 def applied(processor: Processor, raw: bytes) -> Resolved:
-    outcome = processor.review(raw, HERE)
+    outcome = submit(processor, raw)
     assert isinstance(outcome, Resolved), getattr(outcome, "record", outcome)
     event = outcome.event
     processor.history.mark_resolved(
@@ -66,7 +96,7 @@ def applied(processor: Processor, raw: bytes) -> Resolved:
 
 
 def refused(processor: Processor, raw: bytes) -> str:
-    outcome = processor.review(raw, HERE)
+    outcome = submit(processor, raw)
     assert isinstance(outcome, DeadLettered), outcome
     return outcome.record.kind.value
 
@@ -84,7 +114,7 @@ class TestTheFinalAdjudication:
         drug, visit = final.lines
         assert (drug.outcome.value, drug.rule, drug.carc, drug.group_code) == ("denied", "review.denied", ["50"], "CO")
         assert str(drug.adjustment_amount) == "350.00"
-        assert "not medically necessary" in drug.explanation
+        assert "not deemed a 'medical necessity'" in drug.explanation
         assert drug.coverage is not None
         assert drug.coverage.covered == "not-covered"
         assert (visit.outcome.value, visit.rule) == ("not_applicable", "scope.not_ketamine")  # kept as decided
@@ -106,7 +136,7 @@ class TestTheFinalAdjudication:
         pend = pended(desk)
         raw = review(pend)
         first = applied(desk, raw)
-        again = desk.review(raw, HERE)
+        again = submit(desk, raw)
         assert isinstance(again, ReviewRedelivered)
         assert again.output_event_id == str(first.event.event_id)
 
@@ -135,7 +165,7 @@ class TestRefusedReviews:
 
     def test_a_second_review_while_the_first_is_in_flight(self, desk: Processor) -> None:
         pend = pended(desk)
-        outcome = desk.review(review(pend, n=2), HERE, resolving={str(pend.event_id)})
+        outcome = submit(desk, review(pend, n=2), resolving={str(pend.event_id)})
         assert isinstance(outcome, DeadLettered)
         assert outcome.record.kind.value == "review_already_resolved"
 
@@ -150,7 +180,7 @@ class TestRefusedReviews:
 
     def test_a_review_of_a_pend_whose_claim_was_decided_again(self) -> None:
         # Revision 2 decides the same claim sent again anew (revision 3 gives it the pend it had).
-        desk = Processor(load_policy_book(REVISION_2), carc_text=lambda carc: None)
+        desk = desk_of(load_policy_book(REVISION_2))
         pend = pended(desk)
         pended(desk, event_id=str(uuid.uuid4()))  # the same claim sent again: a new pend
         assert refused(desk, review(pend)) == "review_superseded"
@@ -161,7 +191,7 @@ class TestRefusedReviews:
         pend = pended(desk)
         again = pended(desk, event_id=str(uuid.uuid4()))
         assert again.event_id == pend.event_id
-        assert isinstance(desk.review(review(pend), HERE), Resolved)
+        assert isinstance(submit(desk, review(pend)), Resolved)
 
     @pytest.mark.parametrize(
         "lines",
@@ -185,7 +215,7 @@ class TestRefusedReviews:
     def test_nothing_changes_after_a_refused_review(self, desk: Processor) -> None:
         pend = pended(desk)
         refused(desk, review(pend, [{"line_number": 2, "outcome": "approved"}]))
-        assert isinstance(desk.review(review(pend), HERE), Resolved)  # the pend is still open
+        assert isinstance(submit(desk, review(pend)), Resolved)  # the pend is still open
 
 
 class Checked(dict[str, Any]):
@@ -218,7 +248,7 @@ class TestWherePendBodiesAreKept:
     @pytest.fixture
     def kept(self, policies: PolicyBook, store: Checked) -> Processor:
         history = ClaimHistory(store, window_days=30)
-        return Processor(policies, history=history, carc_text=lambda carc: None)
+        return desk_of(policies, history=history)
 
     def test_the_record_names_the_body_stored_beside_it(self, kept: Processor, store: Checked) -> None:
         pend = pended(kept)
@@ -238,12 +268,12 @@ class TestWherePendBodiesAreKept:
 
     def test_a_claim_decided_again_keeps_only_its_new_pend(self, store: Checked) -> None:
         # Revision 2 decides the same claim sent again anew (revision 3 gives it the pend it had).
-        kept = Processor(load_policy_book(REVISION_2), history=ClaimHistory(store, window_days=30))
+        kept = desk_of(load_policy_book(REVISION_2), history=ClaimHistory(store, window_days=30))
         first = pended(kept)
         again = pended(kept, event_id=str(uuid.uuid4()))
         assert set(store[pends_key(first.member_id)]) == {str(again.event_id)}
         assert refused(kept, review(first)) == "review_superseded"
-        assert isinstance(kept.review(review(again), HERE), Resolved)
+        assert isinstance(submit(kept, review(again)), Resolved)
 
     def test_a_pend_that_leaves_the_look_back_window_takes_its_body_along(
         self, kept: Processor, store: Checked

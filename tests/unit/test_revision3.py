@@ -24,7 +24,9 @@ from tests.builders import (
     service_line,
     to_bytes,
 )
+from tests.signing import VERIFY_KEYS, signature
 from worker.adjudication import PolicyBook
+from worker.adjudication.policy import ReviewQueueRule
 from worker.history import ClaimHistory
 from worker.policy_files import bundled_policy_dir, load_policy_book
 from worker.processor import DeadLettered, Decided, Processor, Redelivered
@@ -44,7 +46,7 @@ def revision_2() -> PolicyBook:
 
 def desk(policies: PolicyBook, store: dict[str, Any] | None = None) -> Processor:
     history = ClaimHistory(store if store is not None else {})
-    return Processor(policies, history=history, clock=lambda: NOW, carc_text=lambda carc: None)
+    return Processor(policies, history=history, clock=lambda: NOW, review_keys=VERIFY_KEYS)
 
 
 def decide(processor: Processor, event: dict[str, Any]) -> dict[str, Any]:
@@ -64,10 +66,12 @@ def reviewed(processor: Processor, pend: dict[str, Any], line: dict[str, Any]) -
         "claim_id": pend["claim_id"],
         "member_id": pend["member_id"],
         "reviewer_id": "rev-1",
-        "decided_at": "2026-01-02T00:00:00Z",
+        "reviewer_roles": ["clinical_reviewer", "cob_specialist"],
+        "decided_at": NOW.isoformat(),
         "lines": [line],
     }
-    resolved = processor.review(json.dumps(review).encode(), HERE)
+    raw = json.dumps(review).encode()
+    resolved = processor.review(raw, HERE, signature=signature(raw))
     assert isinstance(resolved, Resolved), getattr(resolved, "record", resolved)
     return review, resolved
 
@@ -231,7 +235,15 @@ class TestAuthorizedUnits:
         assert line_of(decide(processor, secondary("S-22", units="1")))["rule"] == "msp.pa_absent"
 
     def test_rev3_12_a_pended_line_uses_units_once_a_reviewer_approves_it(self, policies: PolicyBook) -> None:
-        processor = desk(policies)
+        # The shipped queues close a coordination-of-benefits pend by a denial or a new claim only; a
+        # plan whose queue lets a reviewer approve it (once Medicare has paid) uses the PA's units then.
+        approving = {
+            **policies.review_queues,
+            "coordination_of_benefits": ReviewQueueRule(
+                outcomes=frozenset({"approved", "denied"}), roles=frozenset({"cob_specialist"})
+            ),
+        }
+        processor = desk(PolicyBook([v.model_copy(update={"review_queues": approving}) for v in policies.versions]))
         pend = decide(processor, secondary("S-1", units="3", other_payers=[medicare_primary("pending")]))
         assert pend["event_type"] == "claim.pended"
         # Pended, the line holds no units yet: another claim may use them meanwhile.

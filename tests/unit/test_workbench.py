@@ -14,13 +14,15 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from claims_contracts.v1 import ReviewDecisionEvent, SourcePosition
 from tests.builders import claim_event, ketamine_line, service_line, to_bytes
+from tests.signing import SIGNING_KEY, VERIFY_KEYS
 from worker.adjudication import PolicyBook
 from worker.policy_files import load_code_table
 from worker.processor import Decided, Processor
-from worker.review.identity import Identity, read_tokens
+from worker.review.identity import Identity, Reviewer, read_tokens
 from worker.review.projection import Projection
 from worker.review.web import Workbench, make_app
 from worker.settings import Settings
+from worker.signatures import SIGNATURE_HEADER
 
 
 def pend_event(policies: PolicyBook, claim_id: str = "WB-1", member: str = "M-WB") -> dict[str, Any]:
@@ -52,49 +54,56 @@ class TestProjection:
     def test_a_pend_is_open_until_a_review_s_final_adjudication_closes_it(
         self, policies: PolicyBook, tmp_path: Path
     ) -> None:
-        projection = Projection(tmp_path / "p.sqlite3")
-        pend = pend_event(policies)
-        projection.apply([record(pend)])
-        assert [p.claim_id for p in projection.open_pends()] == ["WB-1"]
-        projection.apply([record(final_of(pend), 1)])
-        assert projection.open_pends() == []
-        found = projection.pend(pend["event_id"])
-        assert found is not None
-        assert found[1] == "resolved"
+        with Projection(tmp_path / "p.sqlite3") as projection:
+            pend = pend_event(policies)
+            projection.apply([record(pend)])
+            assert [p.claim_id for p in projection.open_pends()] == ["WB-1"]
+            projection.apply([record(final_of(pend), 1)])
+            assert projection.open_pends() == []
+            found = projection.pend(pend["event_id"])
+            assert found is not None
+            assert found[1] == "resolved"
 
     def test_the_order_the_two_topics_are_read_in_does_not_matter(self, policies: PolicyBook, tmp_path: Path) -> None:
-        projection = Projection(tmp_path / "p.sqlite3")
-        pend = pend_event(policies)
-        projection.apply([record(final_of(pend)), record(pend, 1)])  # the closing event first
-        assert projection.open_pends() == []
+        with Projection(tmp_path / "p.sqlite3") as projection:
+            pend = pend_event(policies)
+            projection.apply([record(final_of(pend)), record(pend, 1)])  # the closing event first
+            assert projection.open_pends() == []
 
     def test_a_claim_decided_again_closes_its_old_pend(self, policies: PolicyBook, tmp_path: Path) -> None:
-        projection = Projection(tmp_path / "p.sqlite3")
-        first = pend_event(policies)
-        again = dict(first, event_id=str(uuid.uuid4()), decided_at="2099-01-01T00:00:00Z")
-        projection.apply([record(first), record(again, 1)])
-        assert [p.pend_event_id for p in projection.open_pends()] == [again["event_id"]]
+        with Projection(tmp_path / "p.sqlite3") as projection:
+            first = pend_event(policies)
+            again = dict(first, event_id=str(uuid.uuid4()), decided_at="2099-01-01T00:00:00Z")
+            projection.apply([record(first), record(again, 1)])
+            assert [p.pend_event_id for p in projection.open_pends()] == [again["event_id"]]
 
     def test_it_resumes_from_its_offsets_and_can_be_rebuilt(self, policies: PolicyBook, tmp_path: Path) -> None:
         path = tmp_path / "p.sqlite3"
         projection = Projection(path)
         projection.apply([record(pend_event(policies), 41)])
         projection.close()
-        again = Projection(path)
-        assert again.next_offsets() == {("out.pended", 0): 42}
-        assert path.stat().st_mode & 0o777 == 0o600
-        again.rebuild()
-        assert (again.next_offsets(), again.open_pends()) == ({}, [])
+        with Projection(path) as again:
+            assert again.next_offsets() == {("out.pended", 0): 42}
+            assert path.stat().st_mode & 0o777 == 0o600
+            again.rebuild()
+            assert (again.next_offsets(), again.open_pends()) == ({}, [])
 
 
 class TestIdentity:
     def test_tokens_are_read_from_a_file_and_bad_lines_refused(self, tmp_path: Path) -> None:
         good = tmp_path / "tokens"
-        good.write_text("# reviewers\nRV-1 0123456789abcdef0123\n")
-        assert read_tokens(good) == {"0123456789abcdef0123": "RV-1"}
+        good.write_text(
+            "# reviewers\nRV-1 0123456789abcdef0123 clinical_reviewer,medical_director\nRV-2 abcdefghij0123456789\n"
+        )
+        good.chmod(0o600)
+        assert read_tokens(good) == {
+            "0123456789abcdef0123": Reviewer("RV-1", ("clinical_reviewer", "medical_director")),
+            "abcdefghij0123456789": Reviewer("RV-2", ()),
+        }
         bad = tmp_path / "bad"
         bad.write_text("RV-1 short\n")
-        with pytest.raises(ValueError, match="16 or more"):
+        bad.chmod(0o600)
+        with pytest.raises(ValueError, match="16\\+ characters"):
             read_tokens(bad)
 
     def test_there_is_no_anonymous_workbench(self) -> None:
@@ -104,27 +113,29 @@ class TestIdentity:
 
 @pytest.fixture
 async def client(policies: PolicyBook, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], list[bytes], str]]:
-    projection = Projection(tmp_path / "p.sqlite3")
     pend = pend_event(policies)
-    projection.apply([record(pend)])
     sent: list[bytes] = []
 
-    async def publish(topic: str, key: bytes, value: bytes) -> None:
+    async def publish(topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        VERIFY_KEYS.verify(value, dict(headers)[SIGNATURE_HEADER])  # every review leaves signed
         sent.append(value)
 
-    bench = Workbench(
-        Settings(reviews_topic="reviews"),
-        projection,
-        Identity(trusted_header="X-Reviewer"),
-        policies,
-        load_code_table(Path(__file__).resolve().parents[2] / "worker" / "adjudication" / "policies"),
-        publish=publish,
-    )
-    async with TestClient(TestServer(make_app(bench))) as test_client:
-        yield test_client, sent, pend["event_id"]
+    with Projection(tmp_path / "p.sqlite3") as projection:
+        projection.apply([record(pend)])
+        bench = Workbench(
+            Settings(reviews_topic="reviews"),
+            projection,
+            Identity(trusted_header="X-Reviewer"),
+            policies,
+            load_code_table(Path(__file__).resolve().parents[2] / "worker" / "adjudication" / "policies"),
+            signing=SIGNING_KEY,
+            publish=publish,
+        )
+        async with TestClient(TestServer(make_app(bench))) as test_client:
+            yield test_client, sent, pend["event_id"]
 
 
-AS = {"X-Reviewer": "RV-9"}
+AS = {"X-Reviewer": "RV-9", "X-Forwarded-Roles": "clinical_reviewer"}
 
 
 class TestTheApplication:
@@ -159,7 +170,7 @@ class TestTheApplication:
         http, sent, pend_id = client
         form = {"csrf": "0" * 64, "outcome-1": "approved"}
         assert (await http.post(f"/pends/{pend_id}/review", data=form, headers=AS)).status == 403
-        other = {"X-Reviewer": "RV-10"}  # another reviewer's token is not this one's
+        other = {"X-Reviewer": "RV-10", "X-Forwarded-Roles": "clinical_reviewer"}  # another's token is not this one's
         page = await (await http.get(f"/pends/{pend_id}", headers=AS)).text()
         token = re.search(r'name=csrf value="([0-9a-f]+)"', page)
         assert token is not None

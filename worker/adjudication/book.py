@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import date
 from itertools import pairwise
 
-from worker.adjudication.policy import HistoryRules, Policy
+from worker.adjudication.policy import HistoryRules, Policy, ReviewQueueRule
 from worker.adjudication.program import Program
 
 DATES_REMEMBERED = 4096
@@ -29,6 +29,8 @@ class PolicyBook:
         revisions = {policy.revision for policy in ordered}
         if len(revisions) != 1:
             raise ValueError(f"a policy book is one reading: its versions state revisions {sorted(revisions)}")
+        if len({repr(policy.review_queues) for policy in ordered}) != 1:
+            raise ValueError("a policy book is one reading: its versions state different review queues")
         if len({policy.history for policy in ordered}) != 1:
             raise ValueError("a policy book is one reading: its versions state different history rules")
         for earlier, later in pairwise(ordered):
@@ -40,6 +42,8 @@ class PolicyBook:
         """The revision of the reading every version states (part of the output event ids)."""
         self.history: HistoryRules = ordered[0].history
         """What a member's earlier claims change, the same for every version of the book."""
+        self.review_queues: dict[str, ReviewQueueRule] = dict(ordered[0].review_queues or {})
+        """Queue -> who may resolve its pends and how (empty: every review is refused)."""
         self._programs = {policy.version: Program(policy) for policy in ordered}
         self._by_date: dict[date, tuple[Policy, bool]] = {}
 

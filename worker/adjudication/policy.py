@@ -253,6 +253,17 @@ class HistoryRules(_Data):
     (revisions 1-2), or the member, claim id and the claim's canonical content (revision 3)."""
 
 
+class ReviewQueueRule(_Data):
+    """Who may close a pend of one queue, and with what outcome: the worker enforces it whatever a UI shows."""
+
+    outcomes: frozenset[Literal["approved", "denied"]] = Field(min_length=1)
+    """The outcomes a reviewer may give a pended line of this queue."""
+    roles: frozenset[str] = Field(min_length=1)
+    """The reviewer roles (from the signed review) that may resolve this queue."""
+    why: str | None = None
+    """Why the queue allows what it does (shown to reviewers and in docs)."""
+
+
 class Policy(_Data):
     """One version of a drug policy: its dates, citations, code sets and ordered rules."""
 
@@ -281,6 +292,8 @@ class Policy(_Data):
     governed_lines: GovernedLines | None = None
     point_of_sale: PointOfSale | None = None
     history: HistoryRules = HistoryRules()
+    review_queues: dict[str, ReviewQueueRule] | None = None
+    """Queue -> who may resolve its pends and how; None (revisions 1-2): every review is refused."""
     """What the member's earlier claims change (revision 3 states it; the defaults are revision 2's)."""
     rules: tuple[Rule, ...] = Field(min_length=1)
 
@@ -309,6 +322,10 @@ class Policy(_Data):
             for procedures in named:
                 if procedures is not None and procedures not in self.procedure_sets:
                     raise ValueError(f"governed_lines names procedure set {procedures!r}, which is not defined")
+        if self.review_queues is not None:
+            unruled = sorted({str(r.queue) for r in self.rules if r.queue is not None} - set(self.review_queues))
+            if unruled:
+                raise ValueError(f"review_queues has no entry for the queues {unruled}")
         for index, rule in enumerate(self.rules):
             for section in rule.sections:
                 if section not in self.sections:

@@ -29,6 +29,7 @@ from worker.dev.broker import FAST_JOIN, free_port, start_broker
 from worker.replay.progress import Progress
 from worker.samples import publish, sample_claims
 from worker.settings import Settings
+from worker.signatures import PRIVATE_KEY_FILE, SIGNATURE_HEADER, load_signing_key, new_key_pair
 from worker.stream import topics
 
 
@@ -85,19 +86,22 @@ async def _close_one_pend(settings: Settings, outputs: list[dict[str, Any]], wor
         "claim_id": pend["claim_id"],
         "member_id": pend["member_id"],
         "reviewer_id": "DEMO-REVIEWER",
+        "reviewer_roles": ["clinical_reviewer"],
         "decided_at": datetime.now(UTC).isoformat(),
         "lines": [{"line_number": n, "outcome": "denied", "carc": ["50"]} for n in pended],
     }
+    assert settings.review_signing_key is not None  # noqa: S101 - `main` made the demo's keys
+    value = json.dumps(review).encode()
+    headers = [(SIGNATURE_HEADER, load_signing_key(settings.review_signing_key).sign(value))]
     producer = KafkaConnection.from_settings(settings).producer()
     await producer.start()
     try:
-        await producer.send_and_wait(
-            settings.reviews_topic, json.dumps(review).encode(), key=pend["member_id"].encode()
-        )
+        await producer.send_and_wait(settings.reviews_topic, value, key=pend["member_id"].encode(), headers=headers)
     finally:
         await producer.stop()
     print(
-        f"\nreview: {review['reviewer_id']} denies {pend['claim_id']} (pended in {pend['queue']}) with CARC 50",
+        f"\nreview: {review['reviewer_id']} denies {pend['claim_id']} (pended in {pend['queue']}) with CARC 50,"
+        " signed with the demo's review key",
         file=sys.stderr,
     )
     final = next(
@@ -131,6 +135,14 @@ def main() -> int:
     )
     workdir = Path(tempfile.mkdtemp(prefix="claims-demo-"))
     audit_log = workdir / "audit.log"
+    # The demo's review keys: the worker trusts the public one, the demo's review is signed with the other.
+    new_key_pair(workdir / "review-keys")
+    settings = settings.model_copy(
+        update={
+            "review_verify_keys": workdir / "review-keys",
+            "review_signing_key": workdir / "review-keys" / PRIVATE_KEY_FILE,
+        }
+    )
     worker: subprocess.Popen[bytes] | None = None
     try:
         print(f"broker: {broker.kind} at {broker.bootstrap_servers}", file=sys.stderr)

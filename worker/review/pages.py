@@ -24,13 +24,20 @@ th { background: #f3f5f7; } .muted { color: #57606a; } .pill { padding: .05rem .
 .pended { background: #fff1c2; } .denied { background: #ffd8d3; } .approved { background: #d3f5dc; }
 .notice { background: #ddf4ff; padding: .6rem .9rem; border-radius: .4rem; }
 form.review { background: #f6f8fa; padding: 1rem; border-radius: .5rem; }
-button { font: inherit; padding: .4rem 1rem; }
+button { font: inherit; padding: .4rem 1rem; } form.inline { display: inline; }
+.refused { background: #ffd8d3; padding: .6rem .9rem; border-radius: .4rem; }
 """
 
 
-def page(title: str, body: str, reviewer: str | None) -> str:
-    """A whole page."""
-    who = f'<p class="muted">Signed in as {escape(reviewer)}</p>' if reviewer else ""
+def page(title: str, body: str, reviewer: str | None, logout_csrf: str | None = None) -> str:
+    """A whole page; a signed-in reviewer's shows who, and a sign-out button when sessions are local."""
+    sign_out = (
+        f'<form method=post action=/logout class=inline><input type=hidden name=csrf value="{escape(logout_csrf)}">'
+        "<button type=submit id=sign-out>Sign out</button></form>"
+        if reviewer and logout_csrf
+        else ""
+    )
+    who = f'<p class="muted">Signed in as {escape(reviewer)} {sign_out}</p>' if reviewer else ""
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>{escape(title)}</title><link rel=stylesheet href=/static/style.css></head>"
@@ -82,6 +89,8 @@ def claim(
     codes: CodeTable,
     form: str | None,
     notice: str | None = None,
+    *,
+    refused: bool = False,
 ) -> str:
     """A pended claim: each line's decision, rule, policy section and evidence in plain words, and the form."""
     head = (
@@ -94,7 +103,7 @@ def claim(
         f" State: <b id=state>{escape(state)}</b>.</p>"
     )
     if notice:
-        head += f'<p class="notice" id=notice>{escape(notice)}</p>'
+        head += f'<p class="{"refused" if refused else "notice"}" id=notice>{escape(notice)}</p>'
     evidence: dict[int, list[str]] = defaultdict(list)
     for hit in pend["trace"]:
         evidence[int(hit["line_number"])].append(f"{hit['rule']}: {', '.join(hit['evidence']) or 'always'}")
@@ -127,8 +136,10 @@ def claim(
     return head + table + (form or "")
 
 
-def review_form(pend: Mapping[str, Any], codes: CodeTable, csrf: str) -> str:
-    """Approve or deny each pended line, with CARC/RARC from the code table."""
+def review_form(
+    pend: Mapping[str, Any], codes: CodeTable, csrf: str, allowed: Mapping[int, frozenset[str]] | None = None
+) -> str:
+    """Decide each pended line, offering only the outcomes its queue allows, with CARC/RARC from the code table."""
     carcs = "".join(
         f'<option value="{escape(code)}">{escape(code)}: {escape(entry.text)}</option>'
         for code, entry in sorted(codes.carc.items(), key=lambda item: (len(item[0]), item[0]))
@@ -142,10 +153,19 @@ def review_form(pend: Mapping[str, Any], codes: CodeTable, csrf: str) -> str:
         if line["outcome"] != "pended":
             continue
         n = int(line["line_number"])
+        outcomes = allowed.get(n, frozenset()) if allowed is not None else frozenset({"approved", "denied"})
+        choices = ""
+        if "approved" in outcomes:
+            choices += f'<label><input type=radio name="outcome-{n}" value=approved id="approve-{n}" required>'
+            choices += " approve</label> "
+        if "denied" in outcomes:
+            choices += f'<label><input type=radio name="outcome-{n}" value=denied id="deny-{n}" required> deny</label>'
+        if "approved" not in outcomes:
+            choices += (
+                ' <span class=muted id="deny-only-{n}">(this queue is closed by a corrected claim or a denial)</span>'
+            )
         fields.append(
-            f"<fieldset><legend>Line {n}</legend>"
-            f'<label><input type=radio name="outcome-{n}" value=approved required> approve</label> '
-            f'<label><input type=radio name="outcome-{n}" value=denied id="deny-{n}"> deny</label><br>'
+            f"<fieldset><legend>Line {n}</legend>{choices}<br>"
             f'<label>CARC (for a denial) <select name="carc-{n}" id="carc-{n}">{carcs}</select></label><br>'
             f'<label>RARC <select name="rarc-{n}" id="rarc-{n}">{rarcs}</select></label></fieldset>'
         )
@@ -156,12 +176,14 @@ def review_form(pend: Mapping[str, Any], codes: CodeTable, csrf: str) -> str:
     )
 
 
-def sign_in(message: str | None = None) -> str:
-    """The token sign-in page (local use)."""
+def sign_in(csrf: str, message: str | None = None) -> str:
+    """The token sign-in page (local use): the reviewer id and the token, with the form's CSRF token."""
     note = f'<p class="notice">{escape(message)}</p>' if message else ""
     return page(
         "Sign in",
-        f"{note}<form method=post action=/login><label>Token <input type=password name=token id=token"
-        " autocomplete=off required></label> <button type=submit id=sign-in>Sign in</button></form>",
+        f'{note}<form method=post action=/login><input type=hidden name=csrf value="{escape(csrf)}">'
+        "<label>Reviewer id <input name=reviewer id=reviewer autocomplete=username required></label> "
+        "<label>Token <input type=password name=token id=token autocomplete=off required></label> "
+        "<button type=submit id=sign-in>Sign in</button></form>",
         None,
     )

@@ -1,13 +1,15 @@
 """The workbench's read model: the open pends, projected from the output topics into SQLite.
 
-The topics stay the system of record: the projection is built by reading `claims.pended` and
-`claims.adjudicated` from the start, can be thrown away and rebuilt at any time (`rebuild`), and
-keeps the next offset of each partition so a restart reads only what is new.
+The topics stay the system of record: the projection is built by reading `claims.pended`,
+`claims.adjudicated` and the dead-letter topic from the start (the dead letters only for the
+reviews the worker refused, so a reviewer is told that and why), can be thrown away and rebuilt
+at any time (`rebuild`), and keeps the next offset of each partition so a restart reads only
+what is new.
 
 A pend is open while it is the latest decision of its claim and nothing has superseded it: a
 final adjudication from a review (it names the pend in `supersedes_event_id` and carries
-`review_event_id`), a replacement or void of the claim, or the claim decided again. Events of the
-two topics may be read in any order; the answer depends only on which events were read.
+`review_event_id`), a replacement or void of the claim, or the claim decided again. Events of
+the two topics may be read in any order; the answer depends only on which events were read.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ CREATE TABLE IF NOT EXISTS latest (
 CREATE TABLE IF NOT EXISTS closed (pend_event_id TEXT PRIMARY KEY, by_event_id TEXT NOT NULL, how TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sent (
     pend_event_id TEXT PRIMARY KEY, review_event_id TEXT NOT NULL, reviewer_id TEXT NOT NULL, sent_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refused (
+    review_event_id TEXT PRIMARY KEY, kind TEXT NOT NULL, reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS applied (
+    review_event_id TEXT PRIMARY KEY, pend_event_id TEXT NOT NULL, output_event_id TEXT NOT NULL,
+    reviewer_id TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS offsets (topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset INTEGER NOT NULL,
     PRIMARY KEY (topic, part));
@@ -74,11 +83,17 @@ class Projection:
         """Close the database."""
         self.db.close()
 
+    def __enter__(self) -> Projection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def rebuild(self) -> None:
         """Forget everything: the next reads start from the beginning of the topics."""
         with self.db:
-            for table in ("pends", "latest", "closed", "sent", "offsets"):
-                self.db.execute(f"DELETE FROM {table}")  # noqa: S608 - the names are the five above
+            for table in ("pends", "latest", "closed", "sent", "refused", "applied", "offsets"):
+                self.db.execute(f"DELETE FROM {table}")  # noqa: S608 - the names are the seven above
 
     def next_offsets(self) -> dict[tuple[str, int], int]:
         """Where to go on reading each partition."""
@@ -95,6 +110,8 @@ class Projection:
                     event = None
                 if isinstance(event, dict) and event.get("event_type") in ("claim.pended", "claim.adjudicated"):
                     self._apply_decision(event)
+                elif isinstance(event, dict) and str(event.get("kind", "")).startswith("review_"):
+                    self._apply_refusal(event)
                 self.db.execute(
                     "INSERT INTO offsets VALUES (?, ?, ?) ON CONFLICT (topic, part) DO UPDATE SET"
                     " next_offset = max(next_offset, excluded.next_offset)",
@@ -111,6 +128,20 @@ class Projection:
             (member, claim, event_id, decided_at),
         )
         superseded = event.get("supersedes_event_id")
+        if superseded and event.get("review_event_id"):
+            reviewer = next(
+                (
+                    word.removeprefix("reviewer ")
+                    for hit in event.get("trace", ())
+                    for word in hit.get("evidence", ())
+                    if str(word).startswith("reviewer ")
+                ),
+                "unknown",
+            )
+            self.db.execute(
+                "INSERT OR IGNORE INTO applied VALUES (?, ?, ?, ?)",
+                (str(event["review_event_id"]), str(superseded), event_id, reviewer),
+            )
         if superseded:
             how = "resolved" if event.get("review_event_id") else "superseded"
             self.db.execute("INSERT OR IGNORE INTO closed VALUES (?, ?, ?)", (str(superseded), event_id, how))
@@ -119,6 +150,31 @@ class Projection:
                 "INSERT OR IGNORE INTO pends VALUES (?, ?, ?, ?, ?, ?)",
                 (event_id, claim, member, str(event["queue"]), decided_at, json.dumps(event)),
             )
+
+    def _apply_refusal(self, record: dict[str, Any]) -> None:
+        review = record.get("source_event_id")
+        if not review:
+            return
+        errors = record.get("errors") or [{}]
+        reason = str(errors[0].get("message", record.get("reason", "")))[:500]
+        self.db.execute("INSERT OR IGNORE INTO refused VALUES (?, ?, ?)", (str(review), str(record["kind"]), reason))
+
+    def review_outcome(self, review_event_id: str) -> tuple[str, str] | None:
+        """What the worker did with a review: ("applied", final event id) or ("refused", why); None: not yet."""
+        row = self.db.execute(
+            "SELECT output_event_id FROM applied WHERE review_event_id = ?", (review_event_id,)
+        ).fetchone()
+        if row is not None:
+            return "applied", str(row[0])
+        row = self.db.execute(
+            "SELECT kind, reason FROM refused WHERE review_event_id = ?", (review_event_id,)
+        ).fetchone()
+        return ("refused", f"{row[0]}: {row[1]}") if row is not None else None
+
+    def resolved_by(self, pend_event_id: str) -> str | None:
+        """The reviewer whose review closed a pend (as its final adjudication's trace names them), if any."""
+        row = self.db.execute("SELECT reviewer_id FROM applied WHERE pend_event_id = ?", (pend_event_id,)).fetchone()
+        return str(row[0]) if row is not None else None
 
     def open_pends(self) -> list[OpenPend]:
         """Every open pend, by queue, oldest first."""

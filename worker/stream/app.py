@@ -20,6 +20,7 @@ from worker.history import ClaimHistory
 from worker.policy_files import bundled_policy_dir, load_code_table, load_policy_book
 from worker.processor import Processor
 from worker.settings import Settings
+from worker.signatures import load_verify_keys
 from worker.stream.agent import register_agent
 from worker.stream.batch import Incoming, StreamHandler, Topics
 from worker.stream.changelog import Changelog
@@ -196,7 +197,8 @@ def build_app(settings: Settings, policies: PolicyBook | None = None) -> tuple[f
             history=history,
             max_input_bytes=settings.max_input_bytes,
             dead_letter_max_bytes=max_message_bytes("dead_letter"),
-            carc_text=lambda carc: codes.carc[carc].text if carc in codes.carc else None,
+            codes=codes,
+            review_keys=load_verify_keys(settings.review_verify_keys),
         ),
         FaustPublisher(app),
         Topics(
@@ -266,7 +268,11 @@ def run(settings: Settings, policies: PolicyBook | None = None) -> int:
         broker=settings.bootstrap_servers,
         processing_guarantee=settings.processing_guarantee,
         web_port=settings.web_port,
+        review_keys=sorted(load_verify_keys(settings.review_verify_keys).keys),
     )
+    if settings.review_verify_keys is None:
+        # Fail closed, and say so: without a key no review can be proved, so none changes a claim.
+        audit.lifecycle("worker.reviews_refused", reason="no CLAIMS_REVIEW_VERIFY_KEYS: every review is dead-lettered")
     settle_heap()  # the code set and the policy book are loaded by now
     loop = new_event_loop(settings.event_loop)
     asyncio.set_event_loop(loop)

@@ -39,6 +39,7 @@ from worker.headers import Headers, body_headers, output_headers, traceparent_of
 from worker.history import Emitted
 from worker.processor import DeadLettered, Decided, Processor, Redelivered, pend_of
 from worker.resolution import Resolved, ReviewRedelivered
+from worker.signatures import SIGNATURE_HEADER
 from worker.stream.changelog import Changelog, TableWrite
 from worker.stream.metrics import Metrics
 from worker.stream.placement import Placement
@@ -240,7 +241,8 @@ class StreamHandler:
             self.scope.partition = incoming.partition
         source = self._source(incoming)
         if self._is_review(incoming):
-            outcome = self.processor.review(incoming.value, source, resolving=self._resolving)
+            signature = next((value for name, value in incoming.headers if name == SIGNATURE_HEADER), None)
+            outcome = self.processor.review(incoming.value, source, signature=signature, resolving=self._resolving)
             if isinstance(outcome, ReviewRedelivered):
                 self.metrics.redelivered.inc()
                 return

@@ -33,6 +33,13 @@ class DeadLetterKind(StrEnum):
     """A review of a pend superseded since: the claim was replaced, voided or decided again (1.4.0)."""
     REVIEW_LINES_NOT_PENDED = "review_lines_not_pended"
     """A review that decides lines the pend did not pend, or leaves pended lines undecided (1.4.0)."""
+    REVIEW_UNAUTHENTICATED = "review_unauthenticated"
+    """A review without a valid signature by a key the worker trusts (1.6.0)."""
+    REVIEW_NOT_ALLOWED = "review_not_allowed"
+    """A review whose outcome the pend's queue does not allow, or whose reviewer lacks the queue's role (1.6.0)."""
+    REVIEW_INVALID = "review_invalid"
+    """A review that makes no sense: a code not in the code table or not fitting the outcome, a time before the
+    pend or in the future (1.6.0)."""
     CLAIM_ID_CONFLICT = "claim_id_conflict"
     """An original claim whose claim id was already decided for the member with other content, neither a
     replacement nor a void: the earlier output stands and nothing of the member's history changes (1.5.0)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from claims_contracts._base import InboundModel
 from claims_contracts.v1.codes import ClaimNumber, LineNumber, MemberId, ReviewerId, Timestamp
@@ -21,12 +21,22 @@ CARC_PATTERN = r"^[A-Z]?[0-9]{1,3}$"
 RARC_PATTERN = r"^[A-Z]{1,2}[0-9]{1,4}$"
 """A remittance advice remark code: one or two letters and digits (M76, N130, MA04)."""
 
+ROLE_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+"""A reviewer role: lower-case letters, digits and underscores (clinical_reviewer)."""
+MAX_REVIEW_BYTES = 65_536
+"""The largest review message the worker reads (1.6.0): a review of 999 lines fits in well under it."""
+
 Carc = Annotated[str, StringConstraints(pattern=CARC_PATTERN)]
 Rarc = Annotated[str, StringConstraints(pattern=RARC_PATTERN)]
+ReviewerRole = Annotated[str, StringConstraints(pattern=ROLE_PATTERN)]
 
 
 class ReviewedLine(InboundModel):
     """The reviewer's decision on one pended line."""
+
+    # A review is a decision about money: a field the contract does not know is refused, not
+    # ignored (1.6.0), so nothing a signer did not mean rides along.
+    model_config = ConfigDict(extra="forbid")
 
     line_number: LineNumber
     outcome: Literal["approved", "denied"]
@@ -41,7 +51,13 @@ class ReviewedLine(InboundModel):
 
 
 class ReviewDecisionEvent(InboundModel):
-    """A review decision, version 1: one per Kafka message on `claims.reviews`."""
+    """A review decision, version 1: one per Kafka message on `claims.reviews`.
+
+    Since 1.6.0 a review is signed: a detached JWS (Ed25519) of the message value in the Kafka
+    header `claims-review-signature`, by a key the worker trusts. Unknown fields are refused.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     schema_version: Literal[1] = Field(description="Contract version.")
     event_id: UUID = Field(description="Unique per review; a redelivery carries the same id.")
@@ -52,6 +68,12 @@ class ReviewDecisionEvent(InboundModel):
         " partition, beside the member's claims."
     )
     reviewer_id: ReviewerId = Field(description="The reviewer's workforce id, from the authenticated request.")
+    reviewer_roles: list[ReviewerRole] = Field(
+        default_factory=list,
+        max_length=10,
+        description="The reviewer's roles, from the identity source (1.6.0): a queue is resolved only by a role it"
+        " allows, so a review without roles resolves nothing.",
+    )
     decided_at: Timestamp = Field(description="When the reviewer decided (RFC 3339).")
     lines: list[ReviewedLine] = Field(min_length=1, max_length=999, description="The pended lines, decided.")
 
