@@ -89,10 +89,11 @@ class VerifyKeys:
             raise Unverified("the signature's header cannot be read") from None
         if header.get("alg") != ALGORITHM:
             raise Unverified(f"algorithm {str(header.get('alg'))[:20]!r} is not {ALGORITHM}")
-        kid = header.get("kid")
-        key = self.keys.get(kid) if isinstance(kid, str) else None
+        claimed = header.get("kid")
+        kid = claimed if isinstance(claimed, str) else ""
+        key = self.keys.get(kid)
         if key is None:
-            raise Unverified(f"key {str(kid)[:64]!r} is not a known review key")
+            raise Unverified(f"key {str(claimed)[:64]!r} is not a known review key")
         try:
             jws.deserialize_compact(token, key, payload=value, algorithms=[ALGORITHM])
         except (JoseError, ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -159,13 +160,22 @@ def test_each_line_is_decided_by_the_first_rule_that_holds_in_policy_order(event
     decided = process(event)
     claim_facts = ClaimFacts(decided.claim, {})
     companions = {line.line_number: line for line in decided.decision.lines}
-    for line, result in zip(decided.claim.lines, decided.decision.lines, strict=True):
+    # Lines in line order, each using its authorization's units once approved on it (revision 3, item 12).
+    in_order = sorted(
+        zip(decided.claim.lines, decided.decision.lines, strict=True), key=lambda pair: pair[0].line_number
+    )
+    for line, result in in_order:
         policy, in_force = POLICIES.for_date(line.service_date)
         facts = LineFacts(claim_facts, line, policy, version_in_force=in_force, companions=companions)
         first = next(rule for rule in POLICIES.program(policy).rules if rule.holds(facts))
         assert result.rule == first.rule.id
         hit = next(hit for hit in decided.decision.trace if hit.line_number == line.line_number)
         assert hit.evidence == first.evidence(facts)
+        coverage = result.coverage
+        if result.outcome.value == "approved" and coverage is not None and coverage.pa_needed == "satisfied":
+            assert coverage.satisfied_pa_id is not None
+            used = claim_facts.authorization_used
+            used[coverage.satisfied_pa_id] = used.get(coverage.satisfied_pa_id, Decimal(0)) + line.units
 
 
 COLD: PolicyBook = load_policy_book()

@@ -20,7 +20,7 @@ from worker.policy_files import load_code_table
 from worker.processor import Decided, Processor
 from worker.review.identity import Identity, Reviewer, read_tokens
 from worker.review.projection import Projection
-from worker.review.web import Workbench, make_app
+from worker.review.web import BENCH, Workbench, make_app
 from worker.settings import Settings
 from worker.signatures import SIGNATURE_HEADER
 
@@ -197,3 +197,56 @@ class TestTheApplication:
         http, _, _ = client
         text = await (await http.get("/metrics")).text()
         assert 'claims_open_pends{age="under_1h",queue="clinical_review"} 1.0' in text
+
+
+class TestWhatBecameOfAReview:
+    async def test_a_review_the_worker_refused_is_told_with_why_and_who_resolved_the_pend(
+        self, client: tuple[TestClient[Any, Any], list[bytes], str], policies: PolicyBook
+    ) -> None:
+        http, sent, pend_id = client
+        page = await (await http.get(f"/pends/{pend_id}", headers=AS)).text()
+        csrf = re.search(r'name=csrf value="([0-9a-f]+)"', page)
+        assert csrf is not None
+        form = {"csrf": csrf.group(1), "outcome-1": "denied", "carc-1": "50", "rarc-1": ""}
+        answer = await http.post(f"/pends/{pend_id}/review", data=form, headers=AS, allow_redirects=False)
+        assert answer.status == 303
+        (mine,) = [ReviewDecisionEvent.model_validate_json(value) for value in sent]
+        assert answer.headers["Location"] == f"/pends/{pend_id}?review={mine.event_id}"
+        waiting = await (await http.get(answer.headers["Location"], headers=AS)).text()
+        assert "waiting for the worker" in waiting
+
+        # Another reviewer's review closed the pend first; the worker dead-lettered this one.
+        bench = http.app[BENCH]
+        pend = bench.projection.pend(pend_id)
+        assert pend is not None
+        final = final_of(pend[0])
+        final["trace"] = [*final["trace"], {"line_number": 1, "rule": "review.denied", "policy_sections": [],
+                                             "evidence": ["review x", "reviewer RV-FIRST", "50"]}]  # fmt: skip
+        refusal = {
+            "schema_version": 1,
+            "event_type": "claim.dead_lettered",
+            "kind": "review_already_resolved",
+            "source_event_id": str(mine.event_id),
+            "reason": "review_already_resolved",
+            "errors": [{"path": "pend_event_id", "message": f"pend {pend_id} was resolved by another review"}],
+        }
+        bench.projection.apply([record(final, 1), ("out.dead-letter", 0, 0, json.dumps(refusal).encode())])
+        told = await (await http.get(answer.headers["Location"], headers=AS)).text()
+        assert "Review refused by the worker: review_already_resolved" in told
+        assert "resolved by RV-FIRST" in told
+
+    async def test_a_reviewer_without_the_queue_s_role_gets_no_form(
+        self, client: tuple[TestClient[Any, Any], list[bytes], str]
+    ) -> None:
+        http, sent, pend_id = client
+        examiner = {"X-Reviewer": "RV-11", "X-Forwarded-Roles": "claims_examiner"}
+        page = await (await http.get(f"/pends/{pend_id}", headers=examiner)).text()
+        assert "Send review" not in page
+        assert "Your roles cannot resolve" in page
+        # Nor is a review posted anyway (with a form token of its own) signed and sent.
+        target = f"/pends/{pend_id}/review"
+        token = http.app[BENCH].identity.csrf("RV-11", target)
+        answer = await http.post(target, data={"csrf": token, "outcome-1": "approved"}, headers=examiner)
+        assert answer.status == 422
+        assert "clinical_review is resolved by" in await answer.text()
+        assert sent == []

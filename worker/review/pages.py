@@ -162,7 +162,7 @@ def review_form(
             choices += f'<label><input type=radio name="outcome-{n}" value=denied id="deny-{n}" required> deny</label>'
         if "approved" not in outcomes:
             choices += (
-                ' <span class=muted id="deny-only-{n}">(this queue is closed by a corrected claim or a denial)</span>'
+                f' <span class=muted id="deny-only-{n}">(this queue is closed by a corrected claim or a denial)</span>'
             )
         fields.append(
             f"<fieldset><legend>Line {n}</legend>{choices}<br>"

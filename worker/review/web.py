@@ -45,7 +45,9 @@ AGES = ((3600, "under_1h"), (86400, "1h_to_1d"), (7 * 86400, "1d_to_7d"), (None,
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: under it a browser posts its forms with "Origin: null", which the sign-in's
+    # origin check must refuse; same-origin sends the real origin to ourselves and nothing elsewhere.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",  # the pages hold PHI
 }
 
@@ -99,6 +101,12 @@ def make_app(bench: Workbench) -> web.Application:
                 response = await handler(request)
             except web.HTTPException as answer:  # 404, 405, redirects: they carry the headers too
                 response = answer
+        if isinstance(response, web.HTTPException):
+            # aiohttp deprecates returning an exception object (aiohttp #2415): answer with a plain response.
+            plain = web.Response(status=response.status, text=response.text, headers=response.headers)
+            for name, morsel in response.cookies.items():  # a sign-in's session cookie, a sign-out's deletion
+                plain.cookies[name] = morsel
+            response = plain
         response.headers.update(HEADERS)
         return response
 
