@@ -16,11 +16,11 @@ is told apart from a redelivery). Values are JSON-friendly so a changelog can ca
 From revision 3 a claim also holds the authorization units its approved lines used (`units`:
 the member's active claims' units are what a PA has used, so a void or replacement gives them
 back by retiring the claim; a claim the window drops leaves its units in the record's `spent`),
-the fingerprint of its content (`content`), and what the history gave its decision (`made`: the
-input event id that carried it, duplicates, supersessions, units used before), so the same claim
-received again is given the same decision; a review that closed its pend is kept with it too.
-Which lines are originals for duplicate checks is the reading's (`HistoryRules`): from revision
-3 a pharmacy line rejected at the counter is not.
+the fingerprint of its content (`content`), the input event that carried it (`source`), and what
+the history gave its decision when it gave anything (`made`: duplicates, supersessions, units
+used before), so the same claim received again is given the same decision; a review that
+closed its pend is kept with it too. Which lines are originals for duplicate checks is the
+reading's (`HistoryRules`): from revision 3 a pharmacy line rejected at the counter is not.
 
 An open pend's body (the pend-for-review event as published, what a review resolves) is kept
 beside the record, under the member's pends key (`pends_key`), and the claim names it by event
@@ -309,8 +309,8 @@ class ClaimHistory:
             rejected_pharmacy_lines_are_originals: false from revision 3 (item 11): a pharmacy
                 line rejected with an NCPDP code is no original for later duplicate checks.
             content: the claim's content fingerprint, kept to know the same claim again (item 13).
-            made: what the history gave the decision (the input event id, duplicates,
-                supersessions, units used before), kept to give the same decision again.
+            made: what the history gave the decision (duplicates, supersessions, units used
+                before), kept with the claim's input event id to give the same decision again.
         """
         member = self._working_member(claim.member_id)
         claims: dict[str, Any] = member["claims"]
@@ -346,7 +346,9 @@ class ClaimHistory:
             held["units"] = {auth_id: format(units, "f") for auth_id, units in decision.authorization_units}
         if content is not None:
             held["content"] = content
-            held["made"] = dict(made or {})
+            held["source"] = claim.event_id  # the input that carried the claim: its decision names it
+            if made:
+                held["made"] = dict(made)
         if previous is not None and previous.get("status", ACTIVE) != ACTIVE and previous.get("by"):
             held["status"], held["by"] = previous["status"], previous["by"]  # retired before it came
         claims[claim.claim_id] = held  # re-inserted: arrival order is the order of the last decision

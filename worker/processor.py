@@ -45,6 +45,25 @@ def fingerprint(event: ClaimEvent) -> str:
     return hashlib.sha256(event.model_dump_json().encode()).hexdigest()[:32]
 
 
+CLAIM_FIELD = ',"claim":'
+"""Where the claim object starts in a claim event's canonical JSON: `claim` is its last field, and
+nothing before it (a version, a UUID, a timestamp) can hold these characters."""
+
+
+def fingerprints(event: ClaimEvent) -> tuple[str, str]:
+    """The input's fingerprint (`fingerprint`) and the claim's content (`claim_content`), from one serialization.
+
+    The claim object's JSON is the tail of the event's (the same serializer writes both), so
+    the event is written once for both; tests compare it with `event.claim.model_dump_json()`.
+    """
+    dumped = event.model_dump_json()
+    claim_json = dumped[dumped.index(CLAIM_FIELD) + len(CLAIM_FIELD) : -1]
+    return (
+        hashlib.sha256(dumped.encode()).hexdigest()[:32],
+        hashlib.sha256(claim_json.encode()).hexdigest()[:32],
+    )
+
+
 def claim_content(event: ClaimEvent) -> str:
     """What a claim says, canonically, whatever event carried it (revision 3, item 13).
 
@@ -297,12 +316,13 @@ class Processor:
         """
         claim = claim_from_event(event)
         rules = self.policies.history
-        content = claim_content(event) if rules.same_claim_again == "same_decision" else None
+        input_fingerprint, claim_fingerprint = fingerprints(event)
+        content = claim_fingerprint if rules.same_claim_again == "same_decision" else None
         if content is not None:
             earlier = self.history.earlier_decision(claim)
             if earlier is not None:
                 if earlier["content"] == content:
-                    return self._again(event, claim, earlier)
+                    return self._again(input_fingerprint, claim, earlier)
                 if claim.frequency_code == "1":
                     unreadable = dead_letter.claim_id_conflict(str(event.event_id), claim.claim_id, earlier)
                     raise ClaimIdConflict(unreadable)
@@ -310,11 +330,13 @@ class Processor:
         supersedes = self.history.superseded_event(claim)
         superseded_by = self.history.superseded_by(claim)
         units = self.history.units_used(claim) if rules.authorized_units == "total" else {}
-        return self._decided(event, claim, content, claim.event_id, duplicates, supersedes, superseded_by, units)
+        return self._decided(
+            input_fingerprint, claim, content, claim.event_id, duplicates, supersedes, superseded_by, units
+        )
 
     def _decided(
         self,
-        event: ClaimEvent,
+        input_fingerprint: str,
         claim: Claim,
         content: str | None,
         source_event_id: str,
@@ -357,7 +379,9 @@ class Processor:
         )
         made: dict[str, Any] | None = None
         if content is not None:
-            made = {"source": source_event_id}
+            # Only what the history added (most claims: nothing, and no dict is kept for them); the
+            # input event that carried the claim is kept by the history as the claim's `source`.
+            made = {}
             if duplicates:
                 made["dups"] = {str(number): text for number, text in duplicates.items()}
             if supersedes:
@@ -366,9 +390,9 @@ class Processor:
                 made["superseded_by"] = superseded_by
             if units:
                 made["units"] = {auth_id: format(used, "f") for auth_id, used in units.items()}
-        return Decided(body, payload(body), decision, claim, fingerprint(event), content=content, made=made)
+        return Decided(body, payload(body), decision, claim, input_fingerprint, content=content, made=made)
 
-    def _again(self, event: ClaimEvent, claim: Claim, earlier: Mapping[str, Any]) -> Decided:
+    def _again(self, input_fingerprint: str, claim: Claim, earlier: Mapping[str, Any]) -> Decided:
         """The decision a claim already had, made again from what the history gave it then (item 13).
 
         The engine is deterministic, so the claim decided against the same history gives the
@@ -376,10 +400,10 @@ class Processor:
         """
         made: Mapping[str, Any] = earlier.get("made") or {}
         decided = self._decided(
-            event,
+            input_fingerprint,
             claim,
             str(earlier["content"]),
-            str(made.get("source", claim.event_id)),
+            str(earlier.get("source") or claim.event_id),
             {int(number): str(text) for number, text in (made.get("dups") or {}).items()},
             made.get("supersedes"),
             made.get("superseded_by"),

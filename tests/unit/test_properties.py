@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claims_contracts.v1 import SourcePosition
+from claims_contracts.v1 import ClaimEvent, SourcePosition
 from tests.builders import (
     ESKETAMINE_NDC,
     KETAMINE_NDC,
@@ -24,7 +25,7 @@ from worker.adjudication import PolicyBook, adjudicate, output_event_id
 from worker.adjudication.engine import OUTPUT_EVENT_NAMESPACE
 from worker.adjudication.facts import ClaimFacts, LineFacts
 from worker.policy_files import load_policy_book
-from worker.processor import Decided, Processor, claim_identity
+from worker.processor import Decided, Processor, claim_content, claim_identity, fingerprint, fingerprints
 
 POLICIES: PolicyBook = load_policy_book()
 CHRONIC_PAIN = ["G89.29", "G90.523", "M79.7", "G43.909", "M54.50", "S14.101A", "G56.41", "B02.22"]
@@ -211,3 +212,10 @@ def test_output_bodies_built_without_the_models_are_what_the_models_write(event:
     assert decided.payload == model.model_dump_json().encode()
     for each in [model, model.policy, *model.lines, *model.trace]:
         assert each.model_fields_set == set(type(each).model_fields), "every field is written, none defaulted"
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(claims())
+def test_one_serialization_gives_the_input_s_fingerprint_and_the_claim_s_content(event: dict[str, Any]) -> None:
+    parsed = ClaimEvent.model_validate_json(json.dumps(event))
+    assert fingerprints(parsed) == (fingerprint(parsed), claim_content(parsed))

@@ -191,13 +191,16 @@ def adjudicate(
     """
     pinned = policies.version(pinned_version) if pinned_version is not None else None
     claim_facts = ClaimFacts(claim, duplicates or {}, authorization_used)
-    counting = policies.history.authorized_units == "total"
+    # Only a claim with an authorization can use units (most claims have none: nothing to count).
+    counting = policies.history.authorized_units == "total" and bool(claim.prior_authorizations)
     decided: dict[int, tuple[LineDecision, tuple[RuleHit, ...]]] = {}
     waiting: list[tuple[LineFacts, Program, ReachableRules, int]] = []
     # The claim-wide answers depend on the version and whether it is in force: ask once for each.
     reachable_by_version: dict[tuple[str, bool], ReachableRules] = {}
     # Lines in line order: an authorization's units are used in that order (revision 3, item 12).
-    in_order = claim.lines if _numbered_in_order(claim) else sorted(claim.lines, key=lambda line: line.line_number)
+    in_order = claim.lines
+    if counting and not _numbered_in_order(claim):
+        in_order = tuple(sorted(claim.lines, key=lambda line: line.line_number))
     for line in in_order:
         policy, in_force = (pinned, True) if pinned is not None else policies.for_date(line.service_date)
         program = policies.program(policy)
